@@ -1,0 +1,22 @@
+"""redcore_lite: RedCore (Sun et al., AAAI 2024) for learning with missing modalities.
+
+``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
+"""
+from . import advantage, config, data, generators, losses, masking, metrics, model, trainer, vib
+from .checkpoint import load_checkpoint, load_model
+from .config import Config, config_from_dict, config_to_dict, override, preset
+from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, stratified_split
+from .masking import eval_patterns, make_mask, pattern_names, realised_rates
+from .model import RedCore, RedCoreOutput, build_model
+from .trainer import EpochEnd, Result, evaluate, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model",
+    "trainer", "vib", "Config", "preset", "override", "config_to_dict", "config_from_dict",
+    "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
+    "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
+    "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",
+    "__version__",
+]

@@ -1,0 +1,99 @@
+"""Relative advantage (RA) and the upper-level beta update, kept on the training device.
+
+Every iteration: EMA of each observed modality's reconstruction loss, RA from the EMAs, eta growth
+every ``growth_every`` iterations, and every ``interval`` iterations a projected step
+``beta <- normalise(max(beta - eta * RA, floor))``. Nothing here reads a value back to the host.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ._checks import check_choice, check_positive, check_rates
+from .config import AdvantageConfig
+
+__all__ = ["ema_update", "relative_advantage", "beta_step", "initial_beta", "RelativeAdvantage"]
+
+
+def ema_update(lbar: torch.Tensor, rec: torch.Tensor, observed: torch.Tensor, rho: float) -> torch.Tensor:
+    """``Lbar_m <- (1 - rho) Lbar_m + rho Rec_m`` for observed m; unobserved m keep their value."""
+    return torch.where(observed, (1 - rho) * lbar + rho * rec, lbar)
+
+
+def relative_advantage(lbar: torch.Tensor) -> torch.Tensor:
+    """``RA_m = (mean - Lbar_m) / mean`` with ``mean = mean_m Lbar_m``; all zeros when mean = 0."""
+    mean = lbar.mean()
+    safe = torch.where(mean > 0, mean, torch.ones_like(mean))
+    return torch.where(mean > 0, (mean - lbar) / safe, torch.zeros_like(lbar))
+
+
+def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float, floor: float) -> torch.Tensor:
+    """Projected step: ``beta - eta * RA``, floored at ``floor``, scaled to unit L2 norm."""
+    b = (beta - eta * ra).clamp(min=floor)
+    return b / b.norm()
+
+
+def initial_beta(mode: str, num_modalities: int, rates: Sequence[float] | None = None) -> torch.Tensor:
+    """beta at t = 0: ones ("ra", "fixed"), 1/sqrt(M) ("uniform"), ∝ 1/(1 - r_m) with unit norm
+    ("inverse"; needs ``rates``, a rate of 1 counts as 1 - 1e-3)."""
+    check_choice(mode, ("ra", "fixed", "uniform", "inverse"), "advantage.mode")
+    if mode in ("ra", "fixed"):
+        return torch.ones(num_modalities)
+    if mode == "uniform":
+        return torch.full((num_modalities,), 1.0 / math.sqrt(num_modalities))
+    if rates is None:
+        raise ValueError("rates: got None; allowed: one missing rate per modality (mode 'inverse')")
+    r = torch.tensor(check_rates(rates, num_modalities), dtype=torch.float32)
+    b = 1.0 / (1.0 - r).clamp(min=1e-3)
+    return b / b.norm()
+
+
+class RelativeAdvantage:
+    """The upper level's state (Lbar, beta on the device; eta and t on the host) and its step."""
+
+    def __init__(self, config: AdvantageConfig, num_modalities: int, device: torch.device | str = "cpu",
+                 rates: Sequence[float] | None = None) -> None:
+        if not 0.0 < config.rho <= 1.0:
+            raise ValueError(f"advantage.rho: got {config.rho!r}; allowed: a number in (0, 1]")
+        check_positive(config.interval, "advantage.interval", integer=True)
+        check_positive(config.growth_every, "advantage.growth_every", integer=True)
+        check_positive(config.eta, "advantage.eta", zero_ok=True)
+        check_positive(config.growth, "advantage.growth")
+        check_positive(config.floor, "advantage.floor")  # > 0 keeps ||beta|| > 0
+        self.config = config
+        self.beta = initial_beta(config.mode, num_modalities, rates).to(device)
+        self.lbar = torch.zeros(num_modalities, device=device)
+        self.ra = torch.zeros(num_modalities, device=device)
+        self.eta = float(config.eta)
+        self.t = 0
+
+    def step(self, rec: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """One iteration of the upper level (release order); returns the beta to weight Rec with.
+
+        Args:
+            rec: ``[M]`` this batch's reconstruction losses (detached here); observed: ``[M]`` bool.
+        """
+        c = self.config
+        self.lbar = ema_update(self.lbar, rec.detach().float(), observed, c.rho)
+        self.ra = relative_advantage(self.lbar)
+        if self.t % c.growth_every == 0:
+            self.eta *= c.growth
+        if c.mode == "ra" and self.t % c.interval == 0:
+            self.beta = beta_step(self.beta, self.ra, self.eta, c.floor)
+        self.t += 1
+        return self.beta
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and numbers only (loadable with ``weights_only=True``)."""
+        return {"lbar": self.lbar.clone(), "beta": self.beta.clone(), "ra": self.ra.clone(),
+                "eta": self.eta, "t": self.t}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state saved by :meth:`state_dict` (tensors move to this state's device)."""
+        dev = self.beta.device
+        self.lbar, self.beta = state["lbar"].to(dev), state["beta"].to(dev)
+        self.ra = state["ra"].to(dev)
+        self.eta, self.t = float(state["eta"]), int(state["t"])

@@ -1,0 +1,218 @@
+"""In-memory multimodal data: a dataset type, stratified splits, normalisation, synthetic data.
+
+A modality is a tensor ``[N, D]`` (vectors) or ``[N, T, D]`` (frame sequences, zero-padded, with
+lengths ``[N]``). Modality order is the order of the ``features`` dict, defined once here.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ._checks import check_finite
+
+__all__ = ["MultimodalData", "Splits", "stratified_split", "normalise", "make_synthetic",
+           "load_data"]
+
+
+@dataclass
+class MultimodalData:
+    """Samples with M modalities and integer labels."""
+
+    features: dict[str, torch.Tensor]  # name -> [N, D] or [N, T, D] float
+    labels: torch.Tensor  # [N] long in 0..C-1
+    num_classes: int  # C
+    lengths: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [N] for sequences
+    ids: list[str] | None = None  # optional sample ids (utterance ids)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.features)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        return tuple(x.shape[-1] for x in self.features.values())
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def inputs(self, index: torch.Tensor | None = None
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Feature and length tensors in modality order, gathered at ``index`` if given."""
+        xs, lens = [], []
+        for name, x in self.features.items():
+            ln = self.lengths.get(name)
+            xs.append(x if index is None else x[index])
+            lens.append(ln if index is None or ln is None else ln[index])
+        return xs, lens
+
+    def subset(self, index: torch.Tensor) -> MultimodalData:
+        """The samples at ``index`` (a new object; tensors are gathered)."""
+        ids = None if self.ids is None else [self.ids[i] for i in index.tolist()]
+        return MultimodalData({k: v[index] for k, v in self.features.items()}, self.labels[index],
+                              self.num_classes, {k: v[index] for k, v in self.lengths.items()}, ids)
+
+    def to(self, device: torch.device | str) -> MultimodalData:
+        """A copy on ``device``."""
+        return MultimodalData({k: v.to(device) for k, v in self.features.items()},
+                              self.labels.to(device), self.num_classes,
+                              {k: v.to(device) for k, v in self.lengths.items()}, self.ids)
+
+    def validate(self, name: str = "data") -> None:
+        """Raise a ValueError naming the problem: M < 2, NaN, bad labels, shapes, lengths, empty."""
+        if len(self.features) < 2:
+            raise ValueError(f"{name}.features: got {len(self.features)} modality(ies) "
+                             f"{list(self.features)}; allowed: at least 2")
+        n = len(self)
+        if n == 0:
+            raise ValueError(f"{name}: the split is empty (0 samples); allowed: at least 1 sample")
+        if self.labels.dim() != 1 or self.labels.is_floating_point():
+            raise ValueError(f"{name}.labels: got dtype {self.labels.dtype} shape "
+                             f"{tuple(self.labels.shape)}; allowed: a 1-D integer tensor [N]")
+        lo, hi = int(self.labels.min()), int(self.labels.max())
+        if lo < 0 or hi >= self.num_classes:
+            raise ValueError(f"{name}.labels: got values in [{lo}, {hi}]; allowed: integers in "
+                             f"[0, {self.num_classes - 1}] (num_classes={self.num_classes})")
+        for mod, x in self.features.items():
+            if x.dim() not in (2, 3) or x.shape[0] != n:
+                raise ValueError(f"{name}.features[{mod!r}]: got shape {tuple(x.shape)}; allowed: "
+                                 f"[{n}, D] or [{n}, T, D] ({n} labels)")
+            check_finite(x, f"{name}.features[{mod!r}]")
+            ln = self.lengths.get(mod)
+            if x.dim() == 3 and ln is not None:
+                if ln.shape != (n,) or int(ln.min()) < 1 or int(ln.max()) > x.shape[1]:
+                    raise ValueError(f"{name}.lengths[{mod!r}]: allowed: [{n}] integers in "
+                                     f"[1, {x.shape[1]}]")
+
+
+@dataclass
+class Splits:
+    """Train, validation and test data with the same modalities, dims and classes."""
+
+    train: MultimodalData
+    val: MultimodalData
+    test: MultimodalData
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return self.train.modalities
+
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    def validate(self) -> None:
+        """Check each split and that the splits agree on modalities and feature dims."""
+        for part in ("train", "val", "test"):
+            data = getattr(self, part)
+            data.validate(part)
+            if data.modalities != self.train.modalities:
+                raise ValueError(f"{part}.features: got modalities {list(data.modalities)}; "
+                                 f"allowed: the training modalities {list(self.train.modalities)}")
+            for mod, d, dt in zip(data.modalities, data.dims, self.train.dims):
+                if d != dt:
+                    raise ValueError(f"{part}.features[{mod!r}]: got feature dim {d}; allowed: "
+                                     f"{dt}, the training split's dim")
+
+    def to(self, device: torch.device | str) -> Splits:
+        return Splits(self.train.to(device), self.val.to(device), self.test.to(device))
+
+
+def stratified_split(data: MultimodalData, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                     seed: int = 0) -> Splits:
+    """Seeded stratified split: each class is shuffled and cut at the given fractions."""
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions: got {list(fractions)}; allowed: three positive numbers "
+                         "(train, val, test) summing to 1")
+    gen = torch.Generator().manual_seed(seed)
+    parts: list[list[torch.Tensor]] = [[], [], []]
+    for c in range(data.num_classes):
+        idx = torch.nonzero(data.labels.cpu() == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_tr = round(len(idx) * fractions[0])
+        n_va = round(len(idx) * fractions[1])
+        for k, sl in enumerate((idx[:n_tr], idx[n_tr:n_tr + n_va], idx[n_tr + n_va:])):
+            parts[k].append(sl)
+    train, val, test = (data.subset(torch.cat(p).sort().values) for p in parts)
+    return Splits(train, val, test)
+
+
+def _frame_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """``[N, T, 1]`` float mask of valid frames (all ones without lengths)."""
+    if lengths is None:
+        return torch.ones(*x.shape[:2], 1, dtype=x.dtype, device=x.device)
+    return (torch.arange(x.shape[1], device=x.device) < lengths[:, None]).to(x.dtype)[..., None]
+
+
+def normalise(splits: Splits, eps: float = 1e-6) -> Splits:
+    """z-score every feature with the training split's mean and std (valid frames only)."""
+    out = {part: {} for part in ("train", "val", "test")}
+    for mod in splits.modalities:
+        x, ln = splits.train.features[mod], splits.train.lengths.get(mod)
+        if x.dim() == 3:
+            w = _frame_mask(x, ln)
+            mean = (x * w).sum((0, 1)) / w.sum()
+            std = (((x - mean) * w).pow(2).sum((0, 1)) / w.sum()).sqrt()
+        else:
+            mean, std = x.mean(0), x.std(0, unbiased=False)
+        for part in out:
+            data = getattr(splits, part)
+            y = (data.features[mod] - mean) / (std + eps)
+            if y.dim() == 3:  # keep padding at zero
+                y = y * _frame_mask(y, data.lengths.get(mod))
+            out[part][mod] = y
+    parts = [MultimodalData(out[p], getattr(splits, p).labels, splits.num_classes,
+                            dict(getattr(splits, p).lengths), getattr(splits, p).ids) for p in out]
+    return Splits(*parts)
+
+
+def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), num_classes: int = 4,
+                   snr: Sequence[float] | None = None, seq_len: int = 0, latent_dim: int = 8,
+                   seed: int = 0, names: Sequence[str] | None = None) -> MultimodalData:
+    """Synthetic data with a planted class signal and a shared latent.
+
+    Each sample has a shared latent ``s = mu_y + u`` (class mean ``mu_y`` plus a class-free
+    component ``u``, both seen by every modality, so modalities predict each other). Modality m
+    observes ``x_m = W_m s * snr_m + noise`` with a fixed random projection ``W_m``; ``snr_m``
+    scales how much of the signal survives the unit-variance noise. With ``seq_len > 0`` each
+    sample is a sequence of random length in ``[seq_len // 2, seq_len]`` whose frames are noisy
+    copies of ``x_m``, zero-padded.
+
+    Returns:
+        :class:`MultimodalData` with modalities named A, V, L (then M4, M5, ...) unless ``names``.
+    """
+    num_mod = len(dims)
+    snr = (1.0,) * num_mod if snr is None else tuple(snr)
+    if len(snr) != num_mod:
+        raise ValueError(f"snr: got {len(snr)} value(s); allowed: one per modality ({num_mod})")
+    if names is None:
+        names = ("A", "V", "L")[:num_mod] + tuple(f"M{m + 1}" for m in range(3, num_mod))
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(num_samples) % num_classes
+    y = y[torch.randperm(num_samples, generator=gen)]
+    centres = torch.randn(num_classes, latent_dim, generator=gen) * 1.5
+    shared = centres[y] + torch.randn(num_samples, latent_dim, generator=gen)
+    feats, lengths = {}, {}
+    for m, (name, dim) in enumerate(zip(names, dims)):
+        w = torch.randn(latent_dim, dim, generator=gen) / latent_dim ** 0.5
+        x = snr[m] * shared @ w + torch.randn(num_samples, dim, generator=gen)
+        if seq_len > 0:
+            ln = torch.randint(seq_len // 2 or 1, seq_len + 1, (num_samples,), generator=gen)
+            frames = x[:, None, :] + 0.5 * torch.randn(num_samples, seq_len, dim, generator=gen)
+            x = frames * (torch.arange(seq_len) < ln[:, None])[..., None]
+            lengths[name] = ln
+        feats[name] = x.float()
+    return MultimodalData(feats, y.long(), num_classes, lengths)
+
+
+def load_data(config: "DataConfig", seed: int = 0) -> Splits:  # noqa: F821
+    """The splits a config names (synthetic unless another loader is registered), normalised."""
+    from .config import DataConfig  # noqa: F401  (for the annotation)
+
+    if config.name != "synthetic":
+        raise ValueError(f"data.name: got {config.name!r}; allowed: 'synthetic'")
+    data = make_synthetic(config.num_samples, config.dims, config.num_classes, config.snr,
+                          config.seq_len, seed=seed)
+    splits = stratified_split(data, config.split, seed=seed)
+    return normalise(splits) if config.normalise else splits

@@ -1,0 +1,92 @@
+"""The lower-level (network) loss: cross-entropies, masked KL and masked reconstruction.
+
+    L = w_fused CE(fused) + w_uni sum_m CE(head_m) + sum_m KL_m + w_rec sum_m beta_m Rec_m
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import LossConfig
+from .model import RedCoreOutput
+from .vib import kl_divergence
+
+__all__ = ["masked_kl", "reconstruction_loss", "LossTerms", "compute_losses"]
+
+
+def masked_kl(mu: torch.Tensor, logvar: torch.Tensor, avail: torch.Tensor, weight: float) -> torch.Tensor:
+    """KL_m = weight * (1/B) * sum over samples with modality m present of KL(q || N(0, I)).
+
+    Args:
+        mu, logvar: ``[M, B, d]``; avail: ``[B, M]``; weight: lambda.
+    Returns:
+        ``[M]``.
+    """
+    kl = kl_divergence(mu, logvar)  # [M, B]
+    return weight * (kl * avail.t().to(kl.dtype)).sum(1) / kl.shape[1]
+
+
+def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rec_m = sum over present samples of ||g_m - z_m||^2 / n_m; n_m = 0 is "no observation".
+
+    The target z is not detached (release behaviour). A modality absent from the whole batch gets
+    loss 0 and ``observed = False`` (the release divides 0 by 0 there and poisons beta with NaN).
+
+    Args:
+        generated, z: ``[M, B, d]``; avail: ``[B, M]``.
+    Returns:
+        rec ``[M]`` and observed ``[M]`` bool.
+    """
+    a = avail.t().to(z.dtype)  # [M, B]
+    sq = (generated - z).pow(2).sum(-1)  # [M, B]
+    n = a.sum(1)
+    return (sq * a).sum(1) / n.clamp(min=1.0), n > 0
+
+
+@dataclass
+class LossTerms:
+    """Every term of one step's loss, as device tensors (no host sync)."""
+
+    total: torch.Tensor  # []
+    ce_fused: torch.Tensor  # []
+    ce_unimodal: torch.Tensor  # [M] (zeros without unimodal heads)
+    kl: torch.Tensor  # [M] (zeros without VIB)
+    rec: torch.Tensor  # [M]
+    observed: torch.Tensor  # [M] bool
+
+
+BetaSource = torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, beta: BetaSource,
+                   config: LossConfig) -> LossTerms:
+    """The full lower-level loss.
+
+    Args:
+        out: the model's output; y: ``[B]`` labels; avail: ``[B, M]``.
+        beta: ``[M]`` weights, or a function ``(rec, observed) -> beta`` called once the
+            reconstruction losses are known (the trainer passes the upper-level step here, so the
+            loss uses the freshly updated beta, as the release does).
+    """
+    num_mod = out.z.shape[0]
+    ce_fused = F.cross_entropy(out.logits.float(), y)
+    if out.unimodal_logits is not None:
+        uni = out.unimodal_logits.float()
+        ce_uni = F.cross_entropy(uni.reshape(-1, uni.shape[-1]), y.repeat(num_mod),
+                                 reduction="none").view(num_mod, -1).mean(1)
+    else:
+        ce_uni = ce_fused.new_zeros(num_mod)
+    if out.logvar is not None:
+        kl = masked_kl(out.mu.float(), out.logvar.float(), avail, config.kl_weight)
+    else:
+        kl = ce_fused.new_zeros(num_mod)
+    rec, observed = reconstruction_loss(out.generated.float(), out.z.float(), avail)
+    if callable(beta):
+        beta = beta(rec, observed)
+    total = (config.w_fused * ce_fused + config.w_unimodal * ce_uni.sum() + kl.sum()
+             + config.w_rec * (beta * rec).sum())
+    return LossTerms(total, ce_fused, ce_uni, kl, rec, observed)

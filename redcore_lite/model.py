@@ -1,0 +1,168 @@
+"""The RedCore network: VIB encoders, cross-modal generators, imputation, fused and unimodal heads.
+
+Tensors over modalities are stacked modality-first: ``z: [M, B, d]``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+from .generators import ResidualGenerators, StackedLinear
+from .vib import MLPBackbone, TransformerBackbone, VIBEncoder, reparameterize
+
+__all__ = ["RedCoreOutput", "RedCore", "build_model"]
+
+
+@dataclass
+class RedCoreOutput:
+    """What one forward pass returns (shapes for batch B, M modalities, latent d, C classes)."""
+
+    logits: torch.Tensor  # [B, C] fused classifier on the imputed representation
+    unimodal_logits: torch.Tensor | None  # [M, B, C] per-modality classifiers (None if disabled)
+    z: torch.Tensor  # [M, B, d] latents (sampled in training, mu at evaluation by default)
+    mu: torch.Tensor  # [M, B, d]
+    logvar: torch.Tensor | None  # [M, B, d] (None without VIB)
+    generated: torch.Tensor  # [M, B, d] g_m = G_m(z_k for k != m)
+    imputed: torch.Tensor  # [M, B, d] r_m = a_m z_m + (1 - a_m) g_m (or 0 with zero imputation)
+
+
+def _head(num: int | None, in_dim: int, layers: Sequence[int], out: int, dropout: float) -> nn.Sequential:
+    """Classifier MLP (release FcClassifier): [Linear, ReLU, Dropout] per hidden layer, then Linear."""
+    mods: list[nn.Module] = []
+    for width in layers:
+        mods += [nn.Linear(in_dim, width) if num is None else StackedLinear(num, in_dim, width),
+                 nn.ReLU(), nn.Dropout(dropout)]
+        in_dim = width
+    mods.append(nn.Linear(in_dim, out) if num is None else StackedLinear(num, in_dim, out))
+    return nn.Sequential(*mods)
+
+
+class RedCore(nn.Module):
+    """RedCore for any number M >= 2 of modalities with input dims ``input_dims``."""
+
+    def __init__(self, config: ModelConfig, input_dims: Sequence[int], num_classes: int,
+                 seed: int | None = None) -> None:
+        """Build the network; with ``seed``, each part is initialised from its own derived seed so
+        that variants with different parts share the initialisation of the parts they have."""
+        super().__init__()
+        num_mod, d = len(input_dims), config.latent_dim
+        if num_mod < 2:
+            raise ValueError(f"input_dims: got {list(input_dims)}; allowed: at least 2 modalities")
+        if num_classes < 2:
+            raise ValueError(f"num_classes: got {num_classes}; allowed: an integer >= 2")
+        self.config, self.num_modalities, self.latent_dim = config, num_mod, d
+
+        def seeded(k: int) -> None:
+            if seed is not None:
+                torch.manual_seed(seed * 7919 + k)
+
+        with torch.random.fork_rng(devices=[], enabled=seed is not None):
+            encoders = []
+            for m, dim in enumerate(input_dims):
+                seeded(m)
+                if config.backbone == "mlp":
+                    bb: nn.Module = MLPBackbone(dim, config.mlp_hidden, d)
+                else:
+                    bb = TransformerBackbone(dim, d, config.num_layers, config.num_heads,
+                                             config.attn_dropout, config.ff_dropout, config.mask_padding)
+                encoders.append(VIBEncoder(bb, d, vib=config.vib))
+            self.encoders = nn.ModuleList(encoders)
+            seeded(100)
+            self.generators = ResidualGenerators(num_mod, d, config.gen_layers, config.gen_blocks)
+            seeded(101)
+            self.fused_head = _head(None, num_mod * d, config.head_layers, num_classes,
+                                    config.head_dropout)
+            seeded(102)
+            self.unimodal_heads = (_head(num_mod, d, config.head_layers, num_classes,
+                                         config.head_dropout) if config.unimodal_heads else None)
+
+    def encode(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None]
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encode every modality as given (no masking): ``mu, logvar: [M, B, d]``."""
+        outs = [enc(x, ln) for enc, x, ln in zip(self.encoders, inputs, lengths)]
+        mu = torch.stack([o[0] for o in outs])
+        logvar = None if outs[0][1] is None else torch.stack([o[1] for o in outs])
+        return mu, logvar
+
+    def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
+        """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""
+        if logvar is None or not (self.training or self.config.sample_at_eval):
+            return mu
+        return reparameterize(mu, logvar)
+
+    def decode(self, z: torch.Tensor, avail: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Generate, impute and classify.
+
+        Args:
+            z: ``[M, B, d]`` latents; avail: ``[B, M]`` availability (bool or 0/1).
+        Returns:
+            logits ``[B, C]``, unimodal logits ``[M, B, C]`` or None, generated and imputed ``[M, B, d]``.
+        """
+        a = avail.t().to(z.dtype)[..., None]  # [M, B, 1]
+        g = self.generators(z)
+        imputed = a * z + (1 - a) * g if self.config.imputation == "generator" else a * z
+        num_mod, b, d = imputed.shape
+        logits = self.fused_head(imputed.permute(1, 0, 2).reshape(b, num_mod * d))
+        uni = None if self.unimodal_heads is None else self.unimodal_heads(imputed)
+        return logits, uni, g, imputed
+
+    def forward(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
+                avail: torch.Tensor) -> RedCoreOutput:
+        """Full pass: a missing modality's raw input is replaced by zeros before its encoder.
+
+        Args:
+            inputs: M tensors ``[B, D_m]`` or ``[B, T_m, D_m]``; lengths: M tensors ``[B]`` or None;
+            avail: ``[B, M]``.
+        """
+        a = avail.to(inputs[0].dtype)
+        masked = [x * a[:, m].view(-1, *([1] * (x.dim() - 1))) for m, x in enumerate(inputs)]
+        mu, logvar = self.encode(masked, lengths)
+        z = self.sample(mu, logvar)
+        logits, uni, g, imputed = self.decode(z, avail)
+        return RedCoreOutput(logits, uni, z, mu, logvar, g, imputed)
+
+    @torch.no_grad()
+    def predict_patterns(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
+                         patterns: torch.Tensor) -> torch.Tensor:
+        """Fused logits of every sample under every availability pattern.
+
+        Each encoder runs twice (on the input and on zeros) instead of once per pattern.
+
+        Args:
+            inputs, lengths: as in :meth:`forward`; patterns: ``[P, M]`` bool.
+        Returns:
+            ``[P, B, C]`` logits.
+        """
+        mu_on, lv_on = self.encode(inputs, lengths)
+        mu_off, lv_off = self.encode([torch.zeros_like(x) for x in inputs], lengths)
+        num_pat, (num_mod, b, d) = patterns.shape[0], mu_on.shape
+        keep = patterns.t()[:, :, None, None].to(mu_on.device)  # [M, P, 1, 1]
+        mu = torch.where(keep, mu_on[:, None], mu_off[:, None]).reshape(num_mod, num_pat * b, d)
+        logvar = None
+        if lv_on is not None:
+            logvar = torch.where(keep, lv_on[:, None], lv_off[:, None]).reshape(num_mod, num_pat * b, d)
+        z = self.sample(mu, logvar)
+        avail = patterns.to(mu.device).repeat_interleave(b, dim=0)  # [P * B, M]
+        logits = self.decode(z, avail)[0]
+        return logits.view(num_pat, b, -1)
+
+
+def build_model(config: ModelConfig, input_dims: Sequence[int], num_classes: int,
+                seed: int | None = None) -> RedCore:
+    """Check the model config and build :class:`RedCore`."""
+    from ._checks import check_choice, check_positive
+
+    check_choice(config.backbone, ("mlp", "transformer"), "model.backbone")
+    check_choice(config.imputation, ("generator", "zero"), "model.imputation")
+    check_positive(config.latent_dim, "model.latent_dim", integer=True)
+    check_positive(config.gen_blocks, "model.gen_blocks", integer=True)
+    for name in ("head_dropout", "attn_dropout", "ff_dropout"):
+        p = getattr(config, name)
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"model.{name}: got {p!r}; allowed: a number in [0, 1)")
+    return RedCore(config, input_dims, num_classes, seed=seed)

@@ -1,0 +1,302 @@
+"""The one training entry point: ``fit(config, data) -> Result``.
+
+Bi-level training: each batch takes one Adam step on the network for the current beta (lower
+level); the relative-advantage state then moves beta (upper level, :mod:`redcore_lite.advantage`).
+Per-step history stays on the training device and is copied to the host once per epoch.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ._checks import check_positive, check_rates
+from .advantage import RelativeAdvantage
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import Config, config_to_dict
+from .data import MultimodalData, Splits, load_data
+from .losses import compute_losses
+from .masking import eval_patterns, make_mask, pattern_names
+from .metrics import pattern_metrics
+from .model import RedCore, build_model
+
+__all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor"]
+
+
+@dataclass
+class EpochEnd:
+    """What a callback receives after each epoch."""
+
+    epoch: int  # 0-based index of the finished epoch
+    metrics: dict[str, float]  # this epoch's row of Result.epochs
+    beta: np.ndarray  # [M] beta at the end of the epoch
+
+
+@dataclass
+class Result:
+    """Everything a run produced. ``model`` holds the weights of the selected (best-val) epoch."""
+
+    config: Config
+    modalities: tuple[str, ...]
+    history: pd.DataFrame  # one row per training step: every loss term, beta, RA, EMA, eta, lr
+    epochs: pd.DataFrame  # one row per epoch: lr, mean loss, validation WA/UA/F1
+    val: pd.DataFrame  # per-pattern validation metrics at the selected epoch
+    test: pd.DataFrame  # per-pattern test metrics at the selected epoch
+    best_epoch: int
+    model: RedCore
+    train_mask: torch.Tensor  # [N_train, M] bool, the mask of the last epoch
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def beta(self) -> pd.DataFrame:
+        """Per-step beta, one column per modality."""
+        return self.history[[f"beta_{m}" for m in self.modalities]].set_axis(self.modalities, axis=1)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; check that a requested cuda device exists."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"train.device: got {name!r}; allowed: 'auto', 'cpu', 'cuda', 'cuda:N'")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"train.device: got {name!r} but CUDA is not available; allowed here: "
+                         "'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def lr_factor(epoch: int, constant: int, decay: int) -> float:
+    """Release (MMIN) rule: ``1 - max(0, epoch + 1 - constant) / (decay + 1)`` for 0-based epochs."""
+    return 1.0 - max(0, epoch + 1 - constant) / float(decay + 1)
+
+
+def predict_logits(model: RedCore, data: MultimodalData, patterns: torch.Tensor,
+                   batch_size: int = 1024) -> torch.Tensor:
+    """Fused logits ``[P, N, C]`` of every sample of ``data`` under every pattern (eval mode)."""
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
+        xs, lens = data.inputs(idx)
+        chunks.append(model.predict_patterns(xs, lens, patterns).float())
+    model.train(was_training)
+    return torch.cat(chunks, dim=1)
+
+
+def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> pd.DataFrame:
+    """WA / UA / macro-F1 per availability pattern and overall (see :func:`pattern_metrics`)."""
+    patterns = eval_patterns(len(data.modalities))
+    logits = predict_logits(model, data, patterns, batch_size)
+    return pattern_metrics(data.labels.cpu().numpy(), logits.cpu().numpy(),
+                           pattern_names(patterns, data.modalities))
+
+
+def _clip_groups(model: RedCore) -> tuple[list[list[torch.nn.Parameter]], list[list[torch.nn.Parameter]]]:
+    """Sub-networks clipped separately (release): plain groups and modality-stacked groups."""
+    plain = [list(e.parameters()) for e in model.encoders] + [list(model.fused_head.parameters())]
+    stacked = [list(model.generators.parameters())]
+    if model.unimodal_heads is not None:
+        stacked.append(list(model.unimodal_heads.parameters()))
+    return plain, stacked
+
+
+def _clip(plain: list, stacked: list, max_norm: float) -> None:
+    """Clip each group to ``max_norm``; a stacked group per modality slice. No host sync."""
+    for params in plain:
+        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+    for params in stacked:
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            continue
+        norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()  # [M]
+        coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+
+
+def _check_config(config: Config, splits: Splits) -> None:
+    num_mod = len(splits.modalities)
+    check_rates(config.mask.rates, num_mod, "mask.rates")
+    t = config.train
+    check_positive(t.batch_size, "train.batch_size", integer=True)
+    check_positive(t.eval_batch_size, "train.eval_batch_size", integer=True)
+    check_positive(t.lr, "train.lr")
+    check_positive(t.epochs_constant, "train.epochs_constant", zero_ok=True, integer=True)
+    check_positive(t.epochs_decay, "train.epochs_decay", zero_ok=True, integer=True)
+    check_positive(t.clip_norm, "train.clip_norm", zero_ok=True)
+    if config.epochs < 1:
+        raise ValueError("train.epochs_constant + train.epochs_decay: got 0; allowed: >= 1")
+    for name in ("w_fused", "w_unimodal", "kl_weight", "w_rec"):
+        check_positive(getattr(config.loss, name), f"loss.{name}", zero_ok=True)
+
+
+def _history_columns(mods: Sequence[str]) -> list[str]:
+    cols = ["loss", "ce_fused"]
+    for key in ("ce", "kl", "rec", "observed", "beta", "ra", "lbar"):
+        cols += [f"{key}_{m}" for m in mods]
+    return cols
+
+
+def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """Config fields that must match for a resume (device and progress bar may change)."""
+    d = {k: dict(v) for k, v in config_dict.items()}
+    for key in ("device", "progress"):
+        d["train"].pop(key, None)
+    return d
+
+
+def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.PathLike | None = None,
+        resume: bool = False, callbacks: Sequence[Callable[[EpochEnd], None]] = ()) -> Result:
+    """Train RedCore, select the epoch with the best validation macro-F1, test it.
+
+    Args:
+        config: the experiment; data: train/val/test splits (default: ``load_data(config.data)``).
+        checkpoint: a file rewritten atomically after every epoch (model, optimizer, scheduler,
+            beta state, RNG states, history, best weights).
+        resume: continue from ``checkpoint`` if it exists (bit-identical to an uninterrupted run).
+        callbacks: called with an :class:`EpochEnd` after every epoch (after the checkpoint).
+    Returns:
+        :class:`Result`. The caller's global RNG state is left untouched.
+    """
+    seed = config.train.seed
+    splits = data if data is not None else load_data(config.data, seed=seed)
+    splits.validate()
+    _check_config(config, splits)
+    device = resolve_device(config.train.device)
+    if config.train.bf16 and device.type != "cuda":
+        raise ValueError(f"train.bf16: got True on device {device.type!r}; allowed: True only on CUDA")
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _fit(config, splits.to(device), device, checkpoint, resume, callbacks)
+
+
+def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
+         callbacks: Sequence[Callable[[EpochEnd], None]]) -> Result:
+    tc, mods = config.train, splits.modalities
+    num_mod, train = len(mods), splits.train
+    model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
+    step_model = torch.compile(model) if tc.compile else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.adam_beta1, 0.999))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: lr_factor(e, tc.epochs_constant, tc.epochs_decay))
+    adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
+    mask_gen = torch.Generator().manual_seed(tc.seed + 1)
+    batch_gen = torch.Generator().manual_seed(tc.seed + 2)
+    mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
+    plain, stacked = _clip_groups(model)
+    patterns = eval_patterns(num_mod)
+    hist_rows: list[torch.Tensor] = []
+    etas: list[float] = []
+    epoch_rows: list[dict[str, Any]] = []
+    best = {"epoch": -1, "f1": -math.inf, "state": None}
+    start = 0
+    if resume and checkpoint is not None and os.path.exists(checkpoint):
+        st = load_checkpoint(checkpoint, map_location=device)
+        if _comparable(st["config"]) != _comparable(config_to_dict(config)):
+            raise ValueError(f"checkpoint: {str(checkpoint)!r} was written by a different config; "
+                             "allowed: the same config (device and progress may differ)")
+        model.load_state_dict(st["model"])
+        optimizer.load_state_dict(st["optimizer"])
+        scheduler.load_state_dict(st["scheduler"])
+        adv.load_state_dict(st["advantage"])
+        torch.set_rng_state(st["rng"]["torch"].cpu())
+        if device.type == "cuda" and st["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(st["rng"]["cuda"].cpu(), device)
+        mask_gen.set_state(st["rng"]["mask"].cpu())
+        batch_gen.set_state(st["rng"]["batch"].cpu())
+        mask = st["train_mask"].cpu()
+        hist_rows, etas = [st["history"].cpu()], list(st["etas"])
+        epoch_rows, best, start = list(st["epochs"]), dict(st["best"]), int(st["epoch"])
+    mask_dev = mask.to(device)
+    epochs = range(start, config.epochs)
+    if tc.progress:
+        from tqdm.auto import tqdm
+        epochs = tqdm(epochs, total=config.epochs, initial=start, desc="epochs")
+    for epoch in epochs:
+        if config.mask.redraw_each_epoch and epoch > 0:
+            mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
+            mask_dev = mask.to(device)
+        rows = torch.arange(len(train))
+        if tc.complete_only:
+            rows = rows[mask.all(1)]
+            if len(rows) == 0:
+                raise ValueError(f"train.complete_only: no training sample has every modality under "
+                                 f"mask.rates={list(config.mask.rates)}; allowed: rates that leave "
+                                 "complete samples")
+        order = rows[torch.randperm(len(rows), generator=batch_gen)].to(device)
+        num_steps = math.ceil(len(order) / tc.batch_size)
+        buf = torch.empty(num_steps, 2 + 7 * num_mod, device=device)
+        model.train()
+        for s in range(num_steps):
+            idx = order[s * tc.batch_size:(s + 1) * tc.batch_size]
+            xs, lens = train.inputs(idx)
+            avail, y = mask_dev[idx], train.labels[idx]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16):
+                out = step_model(xs, lens, avail)
+            terms = compute_losses(out, y, avail, adv.step, config.loss)
+            etas.append(adv.eta)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            if tc.clip_norm > 0:
+                _clip(plain, stacked, tc.clip_norm)
+            optimizer.step()
+            buf[s] = torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
+                                terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),
+                                terms.observed.float(), adv.beta, adv.ra, adv.lbar])
+        host = buf.cpu()  # the one host copy of this epoch's history
+        if not bool(torch.isfinite(host[:, 0]).all()):
+            bad = int((~torch.isfinite(host[:, 0])).nonzero()[0])
+            raise FloatingPointError(f"training diverged: the loss is not finite at epoch {epoch}, "
+                                     f"step {bad}; lower train.lr or check the features")
+        hist_rows.append(host)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        val = evaluate(model, splits.val, tc.eval_batch_size).set_index("pattern")
+        row = {"epoch": epoch, "steps": num_steps, "lr": lr, "loss": float(host[:, 0].mean()),
+               **{f"val_{k}": float(val.loc["overall", k]) for k in ("wa", "ua", "f1")}}
+        epoch_rows.append(row)
+        if row["val_f1"] > best["f1"]:
+            best = {"epoch": epoch, "f1": row["val_f1"],
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "config": config_to_dict(config), "modalities": list(mods),
+                "dims": list(train.dims), "num_classes": splits.num_classes, "epoch": epoch + 1,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "advantage": adv.state_dict(),
+                "rng": {"torch": torch.get_rng_state(), "mask": mask_gen.get_state(),
+                        "batch": batch_gen.get_state(),
+                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+                "train_mask": mask, "history": torch.cat(hist_rows), "etas": etas,
+                "epochs": epoch_rows, "best": best, "torch_version": torch.__version__})
+        for cb in callbacks:
+            cb(EpochEnd(epoch, row, adv.beta.cpu().numpy()))
+    return _result(config, splits, model, mods, hist_rows, etas, epoch_rows, best, mask, adv)
+
+
+def _result(config: Config, splits: Splits, model: RedCore, mods: Sequence[str],
+            hist_rows: list[torch.Tensor], etas: list[float], epoch_rows: list[dict[str, Any]],
+            best: dict[str, Any], mask: torch.Tensor, adv: RelativeAdvantage) -> Result:
+    history = pd.DataFrame(torch.cat(hist_rows).numpy(), columns=_history_columns(mods))
+    for m in mods:
+        history[f"observed_{m}"] = history[f"observed_{m}"].astype(bool)
+    epochs = pd.DataFrame(epoch_rows)
+    history.insert(0, "epoch", np.repeat(epochs["epoch"].to_numpy(), epochs["steps"].to_numpy()))
+    history.insert(0, "step", np.arange(len(history)))
+    history["eta"] = etas
+    history["lr"] = epochs.set_index("epoch").loc[history["epoch"], "lr"].to_numpy()
+    model.load_state_dict(best["state"])
+    model.eval()
+    tc = config.train
+    return Result(config, tuple(mods), history, epochs,
+                  evaluate(model, splits.val, tc.eval_batch_size),
+                  evaluate(model, splits.test, tc.eval_batch_size),
+                  int(best["epoch"]), model, mask.cpu(), {"advantage": adv.state_dict()})
+

@@ -1,0 +1,117 @@
+"""Encoders with a variational information bottleneck (VIB) head.
+
+An encoder maps one modality's input to ``mu`` and ``logvar`` of a Gaussian latent. Backbones: an
+MLP for vector features ``[B, D]`` and the release's Transformer for frame sequences ``[B, T, D]``
+(padding masked in attention and pooling unless ``mask_padding=False``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["kl_divergence", "reparameterize", "MLPBackbone", "TransformerBackbone", "VIBEncoder"]
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) summed over the last dim.
+
+    Args:
+        mu, logvar: ``[..., d]``.
+    Returns:
+        ``[...]``: ``0.5 * sum(mu^2 + exp(logvar) - 1 - logvar)``.
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Sample ``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, I)`` (global torch RNG)."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class MLPBackbone(nn.Module):
+    """Two-layer MLP for vector features: ``[B, D] -> [B, d]``."""
+
+    def __init__(self, input_dim: int, hidden: int, out_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x)
+
+
+class _Block(nn.Module):
+    """The release's attention block: pre-norm, plus a LayerNorm on each residual branch."""
+
+    def __init__(self, d: int, heads: int, attn_dropout: float, ff_dropout: float) -> None:
+        super().__init__()
+        if d % heads:
+            raise ValueError(f"num_heads: got {heads}; allowed: a divisor of latent_dim={d}")
+        self.heads, self.attn_dropout = heads, attn_dropout
+        self.ln_1, self.ln_12, self.ln_2, self.ln_22 = (nn.LayerNorm(d) for _ in range(4))
+        self.qkv = nn.Linear(d, 3 * d)
+        self.out = nn.Linear(d, d)
+        self.fc = nn.Linear(d, 4 * d)
+        self.proj = nn.Linear(4 * d, d)
+        self.drop = nn.Dropout(ff_dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln_1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        p = self.attn_dropout if self.training else 0.0
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        x = x + self.ln_12(self.out(a.transpose(1, 2).reshape(b, t, d)))
+        return x + self.ln_22(self.proj(self.drop(F.relu(self.fc(self.ln_2(x))))))
+
+
+class TransformerBackbone(nn.Module):
+    """Release Transformer: linear projection, blocks (no positional encoding), mean pool.
+
+    ``[B, T, D]`` and lengths ``[B]`` -> ``[B, d]``.
+    """
+
+    def __init__(self, input_dim: int, d: int, layers: int, heads: int, attn_dropout: float,
+                 ff_dropout: float, mask_padding: bool = True) -> None:
+        super().__init__()
+        self.mask_padding = mask_padding
+        self.proj = nn.Linear(input_dim, d)
+        self.blocks = nn.ModuleList(_Block(d, heads, attn_dropout, ff_dropout) for _ in range(layers))
+        proj_std, attn_std, fc_std = (d ** -0.5) * ((2 * layers) ** -0.5), d ** -0.5, (2 * d) ** -0.5
+        for blk in self.blocks:  # the release's initialisation
+            nn.init.normal_(blk.qkv.weight, std=attn_std)
+            nn.init.normal_(blk.out.weight, std=proj_std)
+            nn.init.normal_(blk.fc.weight, std=fc_std)
+            nn.init.normal_(blk.proj.weight, std=proj_std)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.proj(x)
+        valid = attn_mask = None
+        if self.mask_padding and lengths is not None:
+            valid = torch.arange(x.shape[1], device=x.device) < lengths[:, None]  # [B, T]
+            attn_mask = valid[:, None, None, :]  # [B, 1, 1, T], True = attend
+        for blk in self.blocks:
+            h = blk(h, attn_mask)
+        if valid is None:
+            return h.mean(1)
+        w = valid.to(h.dtype)[..., None]
+        return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+class VIBEncoder(nn.Module):
+    """Backbone, then the release VIB head: sigmoid, ``Linear(d, 2d)`` split into mu and logvar.
+
+    With ``vib=False`` the head is ``Linear(d, d)`` giving mu only (logvar is returned as None).
+    """
+
+    def __init__(self, backbone: nn.Module, d: int, vib: bool = True) -> None:
+        super().__init__()
+        self.backbone, self.vib, self.d = backbone, vib, d
+        self.head = nn.Linear(d, 2 * d if vib else d)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return ``mu: [B, d]`` and ``logvar: [B, d]`` (None without VIB)."""
+        h = self.head(torch.sigmoid(self.backbone(x, lengths)))
+        if not self.vib:
+            return h, None
+        return h[:, : self.d], h[:, self.d:]
