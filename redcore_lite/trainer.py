@@ -21,12 +21,13 @@ from .advantage import RelativeAdvantage
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .data import MultimodalData, Splits, load_data
-from .losses import compute_losses
+from .losses import LossTerms, compute_losses
 from .masking import eval_patterns, make_mask, pattern_names
 from .metrics import pattern_metrics
 from .model import RedCore, build_model
 
-__all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor"]
+__all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor",
+           "train_step", "make_optimizer"]
 
 
 @dataclass
@@ -120,6 +121,40 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
             g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
 
+def make_optimizer(model: torch.nn.Module, config: Config
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """Adam (release betas) and the release schedule: constant, then linear decay, per epoch."""
+    tc = config.train
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.adam_beta1, 0.999),
+                                 foreach=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: lr_factor(e, tc.epochs_constant, tc.epochs_decay))
+    return optimizer, scheduler
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, adv: RelativeAdvantage,
+               config: Config, xs: list[torch.Tensor], lens: list[torch.Tensor | None],
+               avail: torch.Tensor, y: torch.Tensor, clip_groups: tuple[list, list]) -> LossTerms:
+    """One bi-level iteration: forward, the beta step (upper level), one Adam step (lower level).
+
+    Args:
+        model: the (possibly compiled) RedCore; xs, lens: inputs; avail: ``[B, M]``; y: ``[B]``;
+        clip_groups: from :func:`_clip_groups` of the uncompiled model.
+    Returns:
+        the step's :class:`LossTerms` (device tensors; nothing is read back to the host).
+    """
+    tc = config.train
+    with torch.autocast(avail.device.type, dtype=torch.bfloat16, enabled=tc.bf16):
+        out = model(xs, lens, avail)
+    terms = compute_losses(out, y, avail, adv.step, config.loss)
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    if tc.clip_norm > 0:
+        _clip(*clip_groups, tc.clip_norm)
+    optimizer.step()
+    return terms
+
+
 def _check_config(config: Config, splits: Splits) -> None:
     num_mod = len(splits.modalities)
     check_rates(config.mask.rates, num_mod, "mask.rates")
@@ -183,14 +218,12 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     num_mod, train = len(mods), splits.train
     model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
     step_model = torch.compile(model) if tc.compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.adam_beta1, 0.999))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda e: lr_factor(e, tc.epochs_constant, tc.epochs_decay))
+    optimizer, scheduler = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
     batch_gen = torch.Generator().manual_seed(tc.seed + 2)
     mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
-    plain, stacked = _clip_groups(model)
+    clip_groups = _clip_groups(model)
     patterns = eval_patterns(num_mod)
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
@@ -237,16 +270,9 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         for s in range(num_steps):
             idx = order[s * tc.batch_size:(s + 1) * tc.batch_size]
             xs, lens = train.inputs(idx)
-            avail, y = mask_dev[idx], train.labels[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16):
-                out = step_model(xs, lens, avail)
-            terms = compute_losses(out, y, avail, adv.step, config.loss)
+            terms = train_step(step_model, optimizer, adv, config, xs, lens, mask_dev[idx],
+                               train.labels[idx], clip_groups)
             etas.append(adv.eta)
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            if tc.clip_norm > 0:
-                _clip(plain, stacked, tc.clip_norm)
-            optimizer.step()
             buf[s] = torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
                                 terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),
                                 terms.observed.float(), adv.beta, adv.ra, adv.lbar])
@@ -275,7 +301,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                         "batch": batch_gen.get_state(),
                         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
                 "train_mask": mask, "history": torch.cat(hist_rows), "etas": etas,
-                "epochs": epoch_rows, "best": best, "torch_version": torch.__version__})
+                "epochs": epoch_rows, "best": best, "torch_version": str(torch.__version__)})
         for cb in callbacks:
             cb(EpochEnd(epoch, row, adv.beta.cpu().numpy()))
     return _result(config, splits, model, mods, hist_rows, etas, epoch_rows, best, mask, adv)

@@ -1,0 +1,38 @@
+"""Shared tiny fixtures: a smoke config and small synthetic splits."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import redcore_lite as rc
+
+
+def tiny_config(num_modalities: int = 3, **sections) -> rc.Config:
+    """The smoke preset shrunk further, with one missing rate per modality."""
+    cfg = rc.preset("smoke")
+    rates = (0.2, 0.5, 0.8, 0.4)[:num_modalities]
+    cfg = rc.override(cfg, data={"dims": (6, 5, 4, 3)[:num_modalities],
+                                 "snr": (1.5,) * num_modalities, "num_samples": 120},
+                      mask={"rates": rates}, train={"epochs_constant": 1, "epochs_decay": 1,
+                                                    "batch_size": 16, "device": "cpu"})
+    return rc.override(cfg, **sections) if sections else cfg
+
+
+def tiny_splits(cfg: rc.Config, seed: int = 0) -> rc.Splits:
+    return rc.load_data(cfg.data, seed=seed)
+
+
+@pytest.fixture
+def cfg3() -> rc.Config:
+    return tiny_config(3)
+
+
+@pytest.fixture
+def splits3(cfg3) -> rc.Splits:
+    return tiny_splits(cfg3)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    torch.set_num_threads(1)
+    yield

@@ -1,0 +1,197 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import redcore_lite as rc
+from conftest import tiny_config, tiny_splits
+
+
+@pytest.mark.parametrize("m", [2, 3, 4])
+def test_short_fit_any_m(m):
+    cfg = tiny_config(m)
+    res = rc.fit(cfg, tiny_splits(cfg))
+    assert len(res.test) == 2 ** m  # 2^M - 1 patterns + overall
+    assert np.isfinite(res.history["loss"]).all()
+    assert len(res.epochs) == 2 and res.best_epoch in (0, 1)
+    b = res.beta().to_numpy()
+    assert np.isfinite(b).all() and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert list(res.history.columns[:4]) == ["step", "epoch", "loss", "ce_fused"]
+    assert res.history["epoch"].tolist() == sorted(res.history["epoch"].tolist())
+
+
+def test_history_columns_and_lr_schedule(cfg3, splits3):
+    cfg = rc.override(cfg3, train={"epochs_constant": 2, "epochs_decay": 2, "lr": 0.01})
+    res = rc.fit(cfg, splits3)
+    for key in ("ce", "kl", "rec", "observed", "beta", "ra", "lbar"):
+        for mod in "AVL":
+            assert f"{key}_{mod}" in res.history
+    # release lambda rule: 1 - max(0, e + 1 - 2) / 3
+    assert np.allclose(res.epochs["lr"], [0.01, 0.01, 0.01 * 2 / 3, 0.01 * 1 / 3])
+    assert (res.history["ra_A"] + res.history["ra_V"] + res.history["ra_L"]).abs().max() < 1e-4
+
+
+def test_loss_is_sum_of_terms(cfg3, splits3):
+    h = rc.fit(cfg3, splits3).history
+    beta_rec = sum(h[f"beta_{m}"] * h[f"rec_{m}"] for m in "AVL")
+    total = (h["ce_fused"] + sum(h[f"ce_{m}"] for m in "AVL") + sum(h[f"kl_{m}"] for m in "AVL")
+             + cfg3.loss.w_rec * beta_rec)
+    assert np.allclose(h["loss"], total, rtol=1e-5)
+
+
+def test_modality_always_missing(cfg3, splits3):
+    cfg = rc.override(cfg3, mask={"rates": (0.2, 1.0, 0.3)})
+    res = rc.fit(cfg, splits3)
+    assert not res.history["observed_V"].any()
+    assert (res.history["rec_V"] == 0).all()
+    assert np.isfinite(res.beta().to_numpy()).all()
+
+
+def test_batches_without_a_modality_keep_beta_finite(cfg3, splits3):
+    cfg = rc.override(cfg3, mask={"rates": (0.2, 0.9, 0.3)}, train={"batch_size": 4},
+                      advantage={"interval": 1})
+    h = rc.fit(cfg, splits3).history
+    assert 0 < (~h["observed_V"]).sum() < len(h)  # some batches had no V at all
+    assert np.isfinite(h[["beta_A", "beta_V", "beta_L", "lbar_V", "ra_V"]].to_numpy()).all()
+    # the EMA of an unobserved modality is carried over unchanged
+    idx = np.flatnonzero(~h["observed_V"].to_numpy())
+    idx = idx[idx > 0]
+    assert np.allclose(h["lbar_V"].to_numpy()[idx], h["lbar_V"].to_numpy()[idx - 1])
+
+
+def test_same_seed_same_history(cfg3, splits3):
+    a, b = rc.fit(cfg3, splits3), rc.fit(cfg3, splits3)
+    pd.testing.assert_frame_equal(a.history, b.history)
+    pd.testing.assert_frame_equal(a.test, b.test)
+    c = rc.fit(rc.override(cfg3, train={"seed": 1}), splits3)
+    assert not a.history["loss"].equals(c.history["loss"])
+
+
+def test_fit_leaves_global_rng_alone(cfg3, splits3):
+    torch.manual_seed(123)
+    expect = torch.rand(3)
+    torch.manual_seed(123)
+    rc.fit(cfg3, splits3)
+    assert torch.equal(torch.rand(3), expect)
+
+
+class _Kill(Exception):
+    pass
+
+
+def _kill_after(epoch):
+    def cb(info):
+        if info.epoch == epoch:
+            raise _Kill
+    return cb
+
+
+@pytest.mark.parametrize("redraw", [False, True])
+def test_resume_is_bit_identical(tmp_path, cfg3, splits3, redraw):
+    cfg = rc.override(cfg3, train={"epochs_constant": 2, "epochs_decay": 2},
+                      mask={"redraw_each_epoch": redraw})
+    full = rc.fit(cfg, splits3)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(_Kill):
+        rc.fit(cfg, splits3, checkpoint=ckpt, callbacks=[_kill_after(1)])
+    assert ckpt.exists() and not list(tmp_path.glob(".*tmp"))
+    resumed = rc.fit(cfg, splits3, checkpoint=ckpt, resume=True)
+    pd.testing.assert_frame_equal(full.history, resumed.history)
+    pd.testing.assert_frame_equal(full.epochs, resumed.epochs)
+    pd.testing.assert_frame_equal(full.test, resumed.test)
+    for k, v in full.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k])
+
+
+def test_resume_refuses_other_config(tmp_path, cfg3, splits3):
+    ckpt = tmp_path / "run.pt"
+    rc.fit(cfg3, splits3, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="different config"):
+        rc.fit(rc.override(cfg3, train={"lr": 0.5}), splits3, checkpoint=ckpt, resume=True)
+
+
+def test_checkpoint_reloads_best_model(tmp_path, cfg3, splits3):
+    ckpt = tmp_path / "run.pt"
+    res = rc.fit(cfg3, splits3, checkpoint=ckpt)
+    model, cfg, meta = rc.load_model(ckpt)
+    assert cfg == cfg3 and meta["modalities"] == ["A", "V", "L"] and meta["best_epoch"] == res.best_epoch
+    pd.testing.assert_frame_equal(rc.evaluate(model, splits3.test), res.test)
+    with pytest.raises(ValueError, match="does not exist"):
+        rc.load_model(tmp_path / "nope.pt")
+
+
+def test_teach_fit_far_above_chance_on_every_pattern():
+    cfg = rc.override(rc.preset("teach"), mask={"rates": (0.2, 0.5, 0.8)}, train={"device": "cpu"})
+    res = rc.fit(cfg)
+    chance = 1 / cfg.data.num_classes
+    assert (res.test["wa"] > chance + 0.3).all(), res.test
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _splits_with(splits, part="train", **changes):
+    data = getattr(splits, part)
+    new = rc.MultimodalData(changes.get("features", dict(data.features)),
+                            changes.get("labels", data.labels), data.num_classes, dict(data.lengths))
+    parts = {"train": splits.train, "val": splits.val, "test": splits.test, part: new}
+    return rc.Splits(**parts)
+
+
+@pytest.mark.parametrize("rates, msg", [((0.2, 0.5, 1.5), r"mask.rates.*\[0, 1\]"),
+                                        ((0.2, 0.5), "mask.rates.*exactly 3"),
+                                        ((-0.1, 0.5, 0.5), r"mask.rates.*\[0, 1\]")])
+def test_bad_rates(cfg3, splits3, rates, msg):
+    with pytest.raises(ValueError, match=msg):
+        rc.fit(rc.override(cfg3, mask={"rates": rates}), splits3)
+
+
+def test_one_modality_rejected(cfg3, splits3):
+    bad = _splits_with(splits3, features={"A": splits3.train.features["A"]})
+    with pytest.raises(ValueError, match="train.features.*at least 2"):
+        rc.fit(cfg3, bad)
+
+
+def test_nan_features_rejected(cfg3, splits3):
+    x = splits3.val.features["V"].clone()
+    x[3, 1] = float("nan")
+    bad = _splits_with(splits3, "val", features={**splits3.val.features, "V": x})
+    with pytest.raises(ValueError, match=r"val.features\['V'\].*NaN"):
+        rc.fit(cfg3, bad)
+
+
+def test_labels_out_of_range(cfg3, splits3):
+    y = splits3.train.labels.clone()
+    y[0] = 7
+    with pytest.raises(ValueError, match=r"train.labels.*\[0, 3\]"):
+        rc.fit(cfg3, _splits_with(splits3, labels=y))
+
+
+def test_feature_dim_mismatch(cfg3, splits3):
+    x = splits3.test.features["L"][:, :2]
+    bad = _splits_with(splits3, "test", features={**splits3.test.features, "L": x})
+    with pytest.raises(ValueError, match=r"test.features\['L'\].*dim 2.*4"):
+        rc.fit(cfg3, bad)
+
+
+def test_empty_split(cfg3, splits3):
+    empty = splits3.val.subset(torch.arange(0))
+    with pytest.raises(ValueError, match="val.*empty"):
+        rc.fit(cfg3, rc.Splits(splits3.train, empty, splits3.test))
+
+
+def test_bad_train_settings(cfg3, splits3):
+    with pytest.raises(ValueError, match="train.batch_size"):
+        rc.fit(rc.override(cfg3, train={"batch_size": 0}), splits3)
+    with pytest.raises(ValueError, match="train.device"):
+        rc.fit(rc.override(cfg3, train={"device": "tpu"}), splits3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="train.bf16"):
+            rc.fit(rc.override(cfg3, train={"bf16": True, "device": "cpu"}), splits3)
+
+
+def test_divergence_is_reported_not_silent(cfg3, splits3):
+    with pytest.raises(FloatingPointError, match="not finite"):
+        rc.fit(rc.override(cfg3, train={"lr": 1e30, "clip_norm": 0.0}), splits3)
