@@ -12,9 +12,21 @@ from .trainer import EpochEnd, Result, evaluate, fit
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """Import ``plots`` (matplotlib, seaborn) and ``widgets`` (ipywidgets, the notebooks extra) on
+    first use, so that ``import redcore_lite`` stays light."""
+    if name in ("plots", "widgets"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model",
-    "trainer", "vib", "Config", "preset", "override", "config_to_dict", "config_from_dict",
+    "trainer", "vib", "plots", "widgets",
+    "Config", "preset", "override", "config_to_dict", "config_from_dict",
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
     "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",

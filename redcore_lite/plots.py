@@ -1,0 +1,241 @@
+"""Pure plot functions: data in, a closed matplotlib ``Figure`` out.
+
+Every function takes an optional ``ax=`` (or ``axes=``) to draw into; without one it makes its own
+figure and closes it before returning, so a notebook cell shows it exactly once and a widget can
+redraw it. The seaborn theme is set once, on the first plot (:func:`set_theme`). Notebooks should
+ask for PNG figures (``%config InlineBackend.figure_formats = ["png"]``): SVG embeds a date.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .masking import pattern_counts
+
+__all__ = ["set_theme", "mask_heatmap", "availability_bars", "pattern_histogram", "mask_overview",
+           "lines", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep"]
+
+_THEMED = False
+_LABELS = {"beta": "β (weight of Rec_m)", "ra": "relative advantage RA_m",
+           "lbar": "EMA of Rec_m (L̄_m)", "rec": "Rec_m", "kl": "KL_m", "ce": "CE of head m"}
+
+
+def set_theme(force: bool = False) -> None:
+    """Set the seaborn theme (white grid, notebook context) once per process, or again with ``force``."""
+    global _THEMED
+    if _THEMED and not force:
+        return
+    sns.set_theme(context="notebook", style="whitegrid", palette="deep")
+    plt.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.autolayout": False,
+                         "svg.hashsalt": "redcore_lite"})
+    _THEMED = True
+
+
+def _canvas(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
+    """The figure and axes to draw on: the caller's ``ax`` or a new figure."""
+    set_theme()
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=size)
+    return fig, ax
+
+
+def _done(fig: Figure, own: bool) -> Figure:
+    """Tidy the layout and close a figure this module created (the caller's stays open)."""
+    if own:
+        fig.tight_layout()
+        plt.close(fig)
+    return fig
+
+
+def _bool_np(avail: torch.Tensor | np.ndarray) -> np.ndarray:
+    return np.asarray(avail.cpu() if isinstance(avail, torch.Tensor) else avail).astype(bool)
+
+
+def mask_heatmap(avail: torch.Tensor | np.ndarray, modalities: Sequence[str], *,
+                 max_samples: int = 80, ax: Axes | None = None) -> Figure:
+    """Availability mask as a modalities x samples grid (dark = present, light = missing).
+
+    Args:
+        avail: ``[N, M]`` bool, True where present; modalities: M names.
+        max_samples: show the first this many samples.
+    """
+    own = ax is None
+    fig, ax = _canvas(ax, (8, 2.2))
+    a = _bool_np(avail)[:max_samples].T.astype(float)
+    ax.imshow(a, aspect="auto", cmap="Blues", vmin=-0.25, vmax=1.0, interpolation="nearest")
+    ax.set_yticks(range(len(modalities)), list(modalities))
+    ax.set_xlabel(f"sample (first {a.shape[1]})")
+    ax.set_title("availability mask (dark = present, light = missing)")
+    ax.grid(False)
+    return _done(fig, own)
+
+
+def availability_bars(avail: torch.Tensor | np.ndarray, modalities: Sequence[str],
+                      rates: Sequence[float] | None = None, *, ax: Axes | None = None) -> Figure:
+    """Fraction of samples that have each modality; black ticks mark the requested ``1 - r_m``.
+
+    Args:
+        avail: ``[N, M]`` bool; modalities: M names; rates: requested missing rates (optional).
+    """
+    own = ax is None
+    fig, ax = _canvas(ax, (3.5, 2.8))
+    frac = _bool_np(avail).mean(0)
+    ax.bar(list(modalities), frac, color=sns.color_palette("deep", len(modalities)))
+    if rates is not None:
+        ax.scatter(list(modalities), 1 - np.asarray(rates, float), marker="_", s=900, color="black",
+                   zorder=3, label="requested 1 - r")
+        ax.legend(loc="upper right", fontsize="small")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("fraction present")
+    ax.set_title("availability per modality")
+    return _done(fig, own)
+
+
+def pattern_histogram(avail: torch.Tensor | Mapping[str, torch.Tensor], modalities: Sequence[str],
+                      *, normalise: bool = True, ax: Axes | None = None) -> Figure:
+    """Samples per availability pattern (``none`` = lost everything); a dict of masks gives groups.
+
+    Args:
+        avail: ``[N, M]`` bool, or ``{label: [N, M]}`` to compare several masks side by side.
+        normalise: fractions of N instead of counts.
+    """
+    own = ax is None
+    fig, ax = _canvas(ax, (5.5, 2.8))
+    masks = avail if isinstance(avail, Mapping) else {"mask": avail}
+    frames = []
+    for label, a in masks.items():
+        counts = pattern_counts(torch.as_tensor(_bool_np(a)), modalities)
+        value = counts / counts.sum() if normalise else counts
+        frames.append(pd.DataFrame({"pattern": counts.index, "value": value.to_numpy(), "mask": label}))
+    table = pd.concat(frames, ignore_index=True)
+    sns.barplot(table, x="pattern", y="value", hue="mask" if len(masks) > 1 else None, ax=ax,
+                legend=len(masks) > 1)
+    ax.set_ylabel("fraction of samples" if normalise else "samples")
+    ax.set_title("availability patterns")
+    return _done(fig, own)
+
+
+def mask_overview(avail: torch.Tensor, modalities: Sequence[str],
+                  rates: Sequence[float] | None = None, *, max_samples: int = 80) -> Figure:
+    """Heatmap, availability bars and pattern histogram of one mask in one figure."""
+    set_theme()
+    fig = plt.figure(figsize=(11, 4.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 1.5), width_ratios=(1, 1.6))
+    mask_heatmap(avail, modalities, max_samples=max_samples, ax=fig.add_subplot(grid[0, :]))
+    availability_bars(avail, modalities, rates, ax=fig.add_subplot(grid[1, 0]))
+    pattern_histogram(avail, modalities, ax=fig.add_subplot(grid[1, 1]))
+    return _done(fig, True)
+
+
+def lines(frame: pd.DataFrame, *, xlabel: str = "", ylabel: str = "", title: str = "",
+          logy: bool = False, ax: Axes | None = None) -> Figure:
+    """One line per column of ``frame`` against its index (e.g. per-modality curves over epochs)."""
+    own = ax is None
+    fig, ax = _canvas(ax, (5.5, 3.2))
+    for col in frame.columns:
+        ax.plot(frame.index.to_numpy(), frame[col].to_numpy(), label=str(col), marker=".")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    if logy:
+        ax.set_yscale("log")
+    ax.legend(fontsize="small")
+    return _done(fig, own)
+
+
+def latent_projection(real: torch.Tensor | np.ndarray, generated: torch.Tensor | np.ndarray,
+                      labels: torch.Tensor | np.ndarray, *, title: str = "",
+                      ax: Axes | None = None) -> Figure:
+    """PCA (fitted on the real latents) of real (dots) and generated (crosses) latents, by class.
+
+    Args:
+        real, generated: ``[N, d]`` latents of the same samples; labels: ``[N]`` classes.
+    """
+    from sklearn.decomposition import PCA
+
+    own = ax is None
+    fig, ax = _canvas(ax, (5, 4.2))
+    real, gen = (np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t, float)
+                 for t in (real, generated))
+    y = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    pca = PCA(n_components=2, random_state=0).fit(real)
+    p_real, p_gen = pca.transform(real), pca.transform(gen)
+    colours = sns.color_palette("deep", int(y.max()) + 1)
+    for c in np.unique(y):
+        ax.scatter(*p_real[y == c].T, s=14, color=colours[c], alpha=0.6, label=f"class {c}")
+        ax.scatter(*p_gen[y == c].T, s=22, color=colours[c], marker="x", linewidths=1.0)
+    ax.scatter([], [], marker="x", color="grey", label="generated")
+    ax.set(xlabel="PC 1", ylabel="PC 2", title=title or "real (dots) vs generated (crosses)")
+    ax.legend(fontsize="small", ncol=2)
+    return _done(fig, own)
+
+
+def advantage_dynamics(history: pd.DataFrame, modalities: Sequence[str], *,
+                       keys: Sequence[str] = ("beta", "ra", "lbar"), smooth: int = 1,
+                       axes: Sequence[Axes] | None = None) -> Figure:
+    """Per-modality ``beta``, ``ra`` and ``lbar`` (or any history key) over training steps.
+
+    Args:
+        history: ``Result.history`` (columns ``<key>_<modality>``, ``step``); modalities: names.
+        keys: one panel per key; smooth: rolling-mean window in steps (1 = raw).
+        axes: as many axes as keys (default: a new row of panels).
+    """
+    set_theme()
+    own = axes is None
+    if own:
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+        axes = list(axes[0])
+    fig = axes[0].figure
+    steps = history["step"].to_numpy() if "step" in history else np.arange(len(history))
+    for ax, key in zip(axes, keys):
+        for m in modalities:
+            values = history[f"{key}_{m}"].astype(float).rolling(smooth, min_periods=1).mean()
+            ax.plot(steps, values.to_numpy(), label=m, linewidth=1.2)
+        ax.set(xlabel="training step", title=_LABELS.get(key, key))
+        if key == "lbar":
+            ax.set_yscale("log")
+        if key == "ra":
+            ax.axhline(0.0, color="black", linewidth=0.8)
+    axes[0].legend(fontsize="small")
+    return _done(fig, own)
+
+
+def pattern_bars(table: pd.DataFrame, metric: str = "f1", *, hue: str | None = None,
+                 ax: Axes | None = None) -> Figure:
+    """Per-pattern metric bars (``Result.test``-like rows: ``pattern``, metric, optional ``hue``).
+
+    Several rows per pattern and hue (e.g. seeds) give the mean with a standard-deviation bar.
+    """
+    own = ax is None
+    fig, ax = _canvas(ax, (7, 3.2))
+    sns.barplot(table, x="pattern", y=metric, hue=hue, errorbar="sd", ax=ax, legend=hue is not None)
+    ax.set(ylim=(0, 1.05), ylabel=metric, title=f"{metric} per availability pattern")
+    if hue is not None:
+        ax.legend(fontsize="small", title=hue, loc="lower right")
+    return _done(fig, own)
+
+
+def sweep(table: pd.DataFrame, x: str, y: str, *, unit: str | None = None, logx: bool = False,
+          ax: Axes | None = None) -> Figure:
+    """``y`` against a swept ``x``: one thin line per ``unit`` (e.g. seed, paired) and the mean."""
+    own = ax is None
+    fig, ax = _canvas(ax, (5, 3.2))
+    if unit is not None:
+        for key, part in table.groupby(unit):
+            part = part.sort_values(x)
+            ax.plot(part[x].to_numpy(), part[y].to_numpy(), color="grey", alpha=0.5, linewidth=1,
+                    marker=".")
+    mean = table.groupby(x)[y].mean()
+    ax.plot(mean.index.to_numpy(), mean.to_numpy(), color="C3", linewidth=2.2, marker="o",
+            label=f"mean over {unit}s" if unit else y)
+    if logx:
+        ax.set_xscale("symlog", linthresh=float(np.min(np.abs(mean.index[mean.index != 0]))))
+    ax.set(xlabel=x, ylabel=y)
+    ax.legend(fontsize="small")
+    return _done(fig, own)
