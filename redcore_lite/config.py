@@ -20,7 +20,7 @@ __all__ = [
 class DataConfig:
     """Which data a run uses when the caller does not pass it (synthetic by default)."""
 
-    name: str = "synthetic"  # "synthetic" (planted signal) or a loader name registered in data
+    name: str = "synthetic"  # "synthetic" (planted signal), "mfeat", "iemocap", "msp" or "mosei"
     num_samples: int = 1200  # synthetic: samples in total, before the split
     num_classes: int = 4  # synthetic: number of classes
     dims: tuple[int, ...] = (24, 24, 24)  # synthetic: feature dim per modality (also sets M)
@@ -28,6 +28,11 @@ class DataConfig:
     seq_len: int = 0  # synthetic: 0 = vectors [N, D]; > 0 = sequences [N, T, D] of varying length
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test fractions
     normalise: bool = True  # z-score every feature with training-split statistics
+    views: tuple[str, ...] = ("fou", "kar", "pix")  # mfeat: views used as modalities
+    root: str = ""  # iemocap/msp: feature root (A/, V/, L/); mosei: path of aligned_50.pkl
+    target_root: str = ""  # iemocap/msp: folder of fold folders ("" = {root}/target)
+    fold: int = 1  # iemocap: 1..10, msp: 1..12 (the release's cvNo)
+    max_frames: int = 0  # iemocap/msp: keep at most this many frames per utterance (0 = all)
 
 
 @dataclass(frozen=True)

@@ -207,11 +207,13 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
 
 
 def load_data(config: "DataConfig", seed: int = 0) -> Splits:  # noqa: F821
-    """The splits a config names (synthetic unless another loader is registered), normalised."""
+    """The splits a config names (synthetic, or a real dataset of :mod:`.datasets`), normalised."""
     from .config import DataConfig  # noqa: F401  (for the annotation)
 
     if config.name != "synthetic":
-        raise ValueError(f"data.name: got {config.name!r}; allowed: 'synthetic'")
+        from .datasets import load_named  # mfeat, iemocap, msp, mosei
+
+        return load_named(config, seed)
     data = make_synthetic(config.num_samples, config.dims, config.num_classes, config.snr,
                           config.seq_len, seed=seed)
     splits = stratified_split(data, config.split, seed=seed)
