@@ -215,11 +215,13 @@ def load_mmin(root: str | Path, fold: int = 1, dataset: str = "iemocap",
     parts = {p: _mmin_targets(fold_dir, p, num_classes, allow_pickle) for p in _SPLITS}
     feats: dict[str, dict[str, torch.Tensor]] = {p: {} for p in _SPLITS}
     lens: dict[str, dict[str, torch.Tensor]] = {p: {} for p in _SPLITS}
-    for mod, kind in features.items():
+    for mod, kind in features.items():  # every file exists before any is read
         path = root / mod / f"{kind}.h5"
         if not path.is_file():
             raise ValueError(f"{path}: no such file; expected the {mod} features of {dataset} "
                              f"(HDF5, one [frames, dim] dataset per utterance id)")
+    for mod, kind in features.items():
+        path = root / mod / f"{kind}.h5"
         dim = (dims or {}).get(mod, RELEASE_DIMS.get(kind))
         with h5py.File(path, "r") as h5:
             seqs = {p: _read_h5(h5, path, parts[p][1], parts[p][2], dim, kind) for p in _SPLITS}
