@@ -1,0 +1,346 @@
+"""Ablation sweeps: variant x missing-rate setting x seed through :func:`fit`, a tidy results file
+that survives interruption, and paired statistics of every variant against RedCore.
+
+Runs with the same seed share the split, the training mask and the initialisation of every
+sub-network they have, so ``RedCore - variant`` per seed is a paired difference.
+The results file (CSV, columns :data:`COLUMNS`) gets each finished run's rows in one append
+(write, flush, fsync). On resume a truncated last line and runs with missing rows are dropped,
+finished runs are skipped. A JSON manifest next to it keeps the base config, versions and commands.
+"""
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoint import atomic_write_text, dump_json
+from .config import Config, config_from_dict, config_to_dict, override
+
+__all__ = ["VARIANTS", "SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS", "run_config",
+           "run_sweep", "load_table", "mean_ci", "paired_differences", "report"]
+
+BASELINE = "redcore"
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (see method doc)
+    "redcore": {},  # RedCore: adaptive beta from the relative advantage
+    "no_ra": {"advantage": {"mode": "fixed"}},  # beta fixed at 1
+    "uniform": {"advantage": {"mode": "uniform"}},  # beta fixed at 1/sqrt(M) (unit norm)
+    "inverse": {"advantage": {"mode": "inverse"}},  # beta ∝ 1/(1 - r_m), unit norm, fixed
+    "no_vib": {"model": {"vib": False}},  # deterministic encoder, no KL
+    "no_rec": {"loss": {"w_rec": 0.0}},  # no cross-modal reconstruction (generators untrained)
+    "zero_imp": {"model": {"imputation": "zero"}},  # zeros for missing latents (late fusion)
+    "no_heads": {"model": {"unimodal_heads": False}},  # no per-modality classifiers
+    "complete": {"train": {"complete_only": True}},  # train on complete samples only
+    "redraw": {"mask": {"redraw_each_epoch": True}},  # release protocol: masks move every epoch
+}
+_PERMS = {"imb_258": (0.2, 0.5, 0.8), "imb_285": (0.2, 0.8, 0.5), "imb_528": (0.5, 0.2, 0.8),
+          "imb_582": (0.5, 0.8, 0.2), "imb_825": (0.8, 0.2, 0.5), "imb_852": (0.8, 0.5, 0.2)}
+SETTINGS: dict[str, tuple[float, ...]] = {  # name -> missing rate per modality (M = 3)
+    "none": (0.0, 0.0, 0.0), "balanced": (0.5, 0.5, 0.5), **_PERMS, "large": (0.7, 0.7, 0.7)}
+SETTING_GROUPS: dict[str, tuple[str, ...]] = {"imbalanced": tuple(_PERMS)}  # pooled per seed
+COLUMNS = ["variant", "setting", "rates", "seed", "split", "pattern", "metric", "value"]
+METRICS = ("wa", "ua", "f1")
+FORMAT = "redcore_lite.sweep/1"
+
+
+def _check_names(names: Iterable[str], registry: dict[str, Any], arg: str) -> list[str]:
+    names = list(names)
+    bad = [n for n in names if n not in registry]
+    if bad or not names:
+        raise ValueError(f"{arg}: got {bad or names}; allowed: a non-empty list of "
+                         + ", ".join(registry))
+    return names
+
+
+def run_config(base: Config, variant: str, setting: str, seed: int) -> Config:
+    """``base`` with the setting's missing rates, the seed, then the variant's switch."""
+    _check_names([variant], VARIANTS, "variant")
+    _check_names([setting], SETTINGS, "setting")
+    cfg = override(base, mask={"rates": SETTINGS[setting]}, train={"seed": int(seed)})
+    return override(cfg, **VARIANTS[variant]) if VARIANTS[variant] else cfg
+
+
+def _rates_str(rates: Sequence[float]) -> str:
+    return "/".join(f"{r:g}" for r in rates)
+
+
+def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int], str]:
+    """Worker: train one run, return its tidy rows as CSV text (no header)."""
+    from .trainer import fit
+
+    variant, setting, seed = key
+    result = fit(run_config(base, variant, setting, seed))
+    rates = _rates_str(SETTINGS[setting])
+    lines = []
+    for split, frame in (("val", result.val), ("test", result.test)):
+        for row in frame.itertuples(index=False):
+            for m in METRICS:
+                lines.append(f"{variant},{setting},{rates},{seed},{split},{row.pattern},{m},"
+                             f"{getattr(row, m):.4f}\n")
+    return key, "".join(lines)
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def _expected_rows(rates: str) -> int:
+    return 2 * 2 ** len(rates.split("/")) * len(METRICS)  # splits x (2^M - 1 patterns + overall)
+
+
+def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
+    """The tidy results of finished runs; a truncated last line and incomplete runs are dropped.
+
+    Args:
+        repair: also rewrite the file (atomically) without the dropped rows.
+    Returns:
+        DataFrame with :data:`COLUMNS` (``seed`` int, ``value`` float).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path: {str(path)!r} does not exist; allowed: a CSV written by run_sweep")
+    text = path.read_text()
+    complete = text[:text.rfind("\n") + 1]
+    table = pd.read_csv(io.StringIO(complete), dtype={"rates": str, "pattern": str})
+    if list(table.columns) != COLUMNS:
+        raise ValueError(f"path: {str(path)!r} has columns {list(table.columns)}; allowed: {COLUMNS}")
+    keys = ["variant", "setting", "seed"]
+    counts = table.groupby(keys)["value"].transform("size")
+    expected = table["rates"].map(_expected_rows)
+    table = table[(counts == expected) & table["value"].notna()].reset_index(drop=True)
+    if repair and (len(complete) != len(text) or len(table) != len(counts)):
+        atomic_write_text(path, table.to_csv(index=False, float_format="%.4f"))
+    return table
+
+
+def _append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as f:  # one write per run, then flush and fsync
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _order(frame: pd.DataFrame, patterns: Sequence[str], by: Sequence[str]) -> pd.DataFrame:
+    """Sort by the registries' order (variant, setting), split, the given pattern order, metric."""
+    cats = {"variant": list(VARIANTS), "setting": list(SETTINGS) + list(SETTING_GROUPS),
+            "split": ["val", "test"], "pattern": list(patterns), "metric": list(METRICS)}
+    keys = {c: frame[c].map({v: i for i, v in enumerate(cats[c])}).fillna(len(cats[c]))
+            if c in cats else frame[c] for c in by}
+    idx = pd.DataFrame(keys).sort_values(list(by), kind="stable").index
+    return frame.loc[idx].reset_index(drop=True)
+
+
+def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
+              settings: Iterable[str] = ("balanced", "imb_258", "large"), seeds: int | Iterable[int] = 10,
+              workers: int = 2, progress: bool = False, command: str | None = None,
+              on_run: Callable[[tuple[str, str, int], int], None] | None = None) -> pd.DataFrame:
+    """Run every (variant, setting, seed) not yet in ``path``; append each run's rows as it ends.
+
+    Args:
+        base: the config every run starts from (its ``mask.rates`` and ``train.seed`` are replaced).
+        path: the tidy CSV; ``path.with_suffix('.json')`` is the manifest (config, versions, commands).
+        seeds: a count (seeds 0..n-1) or the seeds themselves.
+        workers: processes (spawn, one torch thread each); 1 runs in this process.
+        command: the command line to record in the manifest.
+        on_run: called after each run is written with ``(variant, setting, seed)`` and the number
+            of runs finished in this call (a test can raise from it to simulate a kill).
+    Returns:
+        The whole table (sorted canonically and rewritten once every requested run is done).
+    """
+    from . import __version__
+
+    variants = _check_names(variants, VARIANTS, "variants")
+    settings = _check_names(settings, SETTINGS, "settings")
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seeds or workers < 1:
+        raise ValueError(f"seeds, workers: got {seeds}, {workers}; allowed: >= 1 seed, >= 1 worker")
+    path, manifest_path = Path(path), Path(path).with_suffix(".json")
+    manifest = {"format": FORMAT, "config": config_to_dict(base), "sessions": []}
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if config_from_dict(old.get("config", {})) != base:
+            raise ValueError(f"path: {str(path)!r} holds runs of a different base config (see "
+                             f"{manifest_path.name}); allowed: the same config, or a new path")
+        manifest = old
+    if path.is_file():
+        done = set(load_table(path, repair=True)[["variant", "setting", "seed"]]
+                   .itertuples(index=False, name=None))
+    else:
+        atomic_write_text(path, ",".join(COLUMNS) + "\n")
+        done = set()
+    todo = [(v, s, seed) for seed in seeds for s in settings for v in variants
+            if (v, s, seed) not in done]
+    session = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
+               "workers": workers, "runs_done_before": len(done), "runs_todo": len(todo),
+               "redcore_lite": __version__, "torch": torch.__version__,
+               "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    manifest["sessions"].append(session)
+    dump_json(manifest_path, manifest)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(todo), desc="runs")
+    t0, finished = time.perf_counter(), 0
+
+    def record(key: tuple[str, str, int], text: str) -> None:
+        nonlocal finished
+        _append(path, text)
+        finished += 1
+        if bar is not None:
+            bar.update(1)
+        if on_run is not None:
+            on_run(key, finished)
+
+    try:
+        if workers == 1:
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                for key in todo:
+                    record(*_run(base, key))
+            finally:
+                torch.set_num_threads(threads)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+            try:
+                for fut in as_completed([pool.submit(_run, base, key) for key in todo]):
+                    record(*fut.result())
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        if bar is not None:
+            bar.close()
+        session.update(runs_finished=finished, wall_s=round(time.perf_counter() - t0, 1))
+        dump_json(manifest_path, manifest)
+    table = load_table(path)
+    table = _order(table, table["pattern"].unique(), ["variant", "setting", "seed", "split",
+                                                      "pattern", "metric"])
+    atomic_write_text(path, table.to_csv(index=False, float_format="%.4f"))
+    return table
+
+
+def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)`` (NaN if n < 2)."""
+    from scipy import stats  # a dependency of scikit-learn
+
+    x = np.asarray(x, dtype=float)
+    mean = float(x.mean()) if len(x) else float("nan")
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
+                       metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
+                       confidence: float = 0.95,
+                       groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+    """``baseline - variant`` per seed, summarised per setting, pattern and metric.
+
+    Setting groups (e.g. ``imbalanced``: the six permutations) average each seed's difference over
+    the group's settings first, when every one of them is present. Returns one row per
+    (setting, variant, pattern, metric) with ``n`` (paired seeds), ``baseline_mean``,
+    ``variant_mean``, ``diff`` (positive = baseline better), ``ci_low``, ``ci_high``,
+    ``wins`` (fraction of seeds where the baseline is better, ties count 1/2) and
+    ``distinguishable`` (the interval excludes 0).
+    """
+    t = table[(table["split"] == split) & table["metric"].isin(metrics)]
+    if baseline not in set(t["variant"]):
+        raise ValueError(f"baseline: got {baseline!r}; allowed: a variant in the table "
+                         f"{sorted(set(t['variant']))}")
+    wide = t.pivot_table(index=["setting", "seed", "pattern", "metric"], columns="variant",
+                         values="value", aggfunc="first")
+    long = []
+    for v in [v for v in VARIANTS if v in wide.columns and v != baseline] + \
+             sorted(set(wide.columns) - set(VARIANTS)):
+        pair = wide[[baseline, v]].dropna().set_axis(["b", "v"], axis=1).reset_index()
+        long.append(pair.assign(variant=v, d=pair["b"] - pair["v"]))
+    if not long:
+        return pd.DataFrame()
+    d = pd.concat(long, ignore_index=True)
+    for name, members in groups.items():
+        sub = d[d["setting"].isin(members)]
+        keys = ["variant", "seed", "pattern", "metric"]
+        agg = sub.groupby(keys)[["b", "v", "d"]].mean()
+        full = sub.groupby(keys)["setting"].nunique() == len(members)
+        if full.any():
+            d = pd.concat([d, agg[full].reset_index().assign(setting=name)], ignore_index=True)
+    rows = []
+    for (s, v, p, m), g in d.groupby(["setting", "variant", "pattern", "metric"], sort=False):
+        mean, lo, hi = mean_ci(g["d"], confidence)
+        wins = float(((g["d"] > 0) + 0.5 * (g["d"] == 0)).mean())
+        rows.append({"setting": s, "variant": v, "pattern": p, "metric": m, "n": len(g),
+                     "baseline_mean": g["b"].mean(), "variant_mean": g["v"].mean(), "diff": mean,
+                     "ci_low": lo, "ci_high": hi, "wins": wins,
+                     "distinguishable": bool(lo > 0 or hi < 0)})
+    return _order(pd.DataFrame(rows), t["pattern"].unique(), ["setting", "variant", "pattern"])
+
+
+def _fmt(row: pd.Series) -> str:
+    star = "*" if row["distinguishable"] else ""
+    return f"{row['diff']:+.3f}{star} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+
+
+def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: str = "Ablations",
+           baseline: str = BASELINE, confidence: float = 0.95) -> tuple[pd.DataFrame, str]:
+    """Paired differences of every variant against ``baseline`` as a table and a markdown report.
+
+    Args:
+        table: tidy results (:func:`load_table`); path: if given, ``path.md`` and ``path.csv`` are
+            written atomically.
+    Returns:
+        The :func:`paired_differences` frame (macro-F1 and WA, test split) and the markdown text.
+    """
+    diffs = paired_differences(table, baseline, ("f1", "wa"), "test", confidence)
+    pct = f"{confidence:.0%}"
+    n = f"{diffs['n'].min()}–{diffs['n'].max()}" if diffs["n"].nunique() > 1 else str(diffs["n"].iloc[0])
+    lines = [f"# {title}", "",
+             f"Test split. Each number is **{baseline} minus variant** (positive: {baseline} is "
+             f"better), the mean over {n} paired seeds, with a {pct} t-interval in brackets; `*` marks "
+             "a difference distinguishable from zero (the interval excludes 0). *wins*: fraction of "
+             f"seeds where {baseline} is better (ties count 1/2). `imbalanced` averages each seed over "
+             "the six permutations of (0.2, 0.5, 0.8) before the interval. No correction for multiple "
+             f"comparisons: about {1 - confidence:.0%} of truly null comparisons exclude 0 by chance.",
+             "", "## Overall (every test pattern pooled)", "",
+             f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
+             f"ΔWA [{pct} CI] | wins WA |", "|---|---|---|---|---|---|---|---|"]
+    ov = diffs[diffs["pattern"] == "overall"].set_index(["setting", "variant", "metric"])
+    for s, v in dict.fromkeys((s, v) for s, v, _ in ov.index):
+        f, w = ov.loc[(s, v, "f1")], ov.loc[(s, v, "wa")]
+        lines.append(f"| {s} | {v} | {f['baseline_mean']:.3f} | {f['variant_mean']:.3f} | {_fmt(f)} "
+                     f"| {f['wins']:.2f} | {_fmt(w)} | {w['wins']:.2f} |")
+    lines += ["", "## Which overall differences are distinguishable from zero", ""]
+    for metric, label in (("f1", "macro-F1"), ("wa", "WA")):
+        o = diffs[(diffs["pattern"] == "overall") & (diffs["metric"] == metric)]
+        for verdict, mask in ((f"{baseline} better", o["ci_low"] > 0),
+                              (f"{baseline} worse", o["ci_high"] < 0),
+                              ("not distinguishable", ~o["distinguishable"])):
+            items = ", ".join(f"{v} ({s}, {d:+.3f})" for s, v, d in
+                              o[mask][["setting", "variant", "diff"]].itertuples(index=False))
+            lines.append(f"- {label}, {verdict}: {items or 'none'}")
+    f1 = diffs[diffs["metric"] == "f1"]
+    pats = list(dict.fromkeys(f1["pattern"]))
+    lines += ["", "## Per test pattern (ΔF1; `*` = distinguishable from zero)", "",
+              "| setting | variant | " + " | ".join(pats) + " |", "|---|---|" + "---|" * len(pats)]
+    cells = f1.assign(cell=[f"{d:+.3f}{'*' if x else ''}" for d, x in
+                            zip(f1["diff"], f1["distinguishable"])])
+    wide = cells.pivot(index=["setting", "variant"], columns="pattern", values="cell")
+    for s, v in dict.fromkeys(zip(f1["setting"], f1["variant"])):
+        lines.append(f"| {s} | {v} | " + " | ".join(wide.loc[(s, v), pats]) + " |")
+    text = "\n".join(lines) + "\n"
+    if path is not None:
+        path = Path(path)
+        atomic_write_text(path.with_suffix(".md"), text)
+        atomic_write_text(path.with_suffix(".csv"), diffs.to_csv(index=False, float_format="%.5f"))
+    return diffs, text

@@ -1,0 +1,140 @@
+"""Sweep runner: statistics against hand-computed values, resume after a kill, file repair."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_config
+
+from redcore_lite import sweep
+
+GRID = {"variants": ["redcore", "no_ra"], "settings": ["balanced"], "seeds": 2}
+
+
+def _table(diffs: dict[str, list[float]], setting: str = "balanced") -> pd.DataFrame:
+    """A hand-made tidy table: redcore at 0.8 and each variant at 0.8 - d per seed."""
+    rows = []
+    for variant, ds in {"redcore": [0.0] * len(next(iter(diffs.values()))), **diffs}.items():
+        for seed, d in enumerate(ds):
+            rows.append({"variant": variant, "setting": setting, "rates": "0.5/0.5/0.5",
+                         "seed": seed, "split": "test", "pattern": "overall", "metric": "f1",
+                         "value": 0.8 - d})
+    return pd.DataFrame(rows, columns=sweep.COLUMNS)
+
+
+def test_mean_ci_matches_hand_values():
+    # mean 2.5, sd = sqrt(5/3), t(0.975, 3) = 3.182446 -> half width 2.054260
+    mean, lo, hi = sweep.mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert mean == pytest.approx(2.5)
+    assert (lo, hi) == pytest.approx((0.445740, 4.554260), abs=1e-5)
+    assert np.isnan(sweep.mean_ci([1.0])[1])
+
+
+def test_paired_differences_match_hand_values():
+    # no_ra: d = 0.1, 0.0, 0.3 -> mean 0.13333, sd 0.152753, t(0.975, 2) = 4.302653 -> ±0.379460
+    # uniform: d = 0.10, 0.12, 0.11 -> mean 0.11, sd 0.01 -> ±0.024841 (excludes 0)
+    out = sweep.paired_differences(_table({"no_ra": [0.1, 0.0, 0.3], "uniform": [0.10, 0.12, 0.11]}),
+                                   metrics=("f1",)).set_index("variant")
+    a, b = out.loc["no_ra"], out.loc["uniform"]
+    assert a["n"] == 3 and a["diff"] == pytest.approx(0.133333, abs=1e-6)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((-0.246127, 0.512794), abs=1e-5)
+    assert a["wins"] == pytest.approx(2.5 / 3) and not a["distinguishable"]
+    assert (b["ci_low"], b["ci_high"]) == pytest.approx((0.085159, 0.134841), abs=1e-5)
+    assert b["wins"] == 1.0 and b["distinguishable"]
+    assert a["baseline_mean"] == pytest.approx(0.8) and a["variant_mean"] == pytest.approx(0.66667, abs=1e-5)
+
+
+def test_setting_group_averages_each_seed_first():
+    perms = sweep.SETTING_GROUPS["imbalanced"]
+    d = {s: [0.01 * k, 0.02 * k] for k, s in enumerate(perms, 1)}  # seed 0: 0.01..0.06
+    table = pd.concat([_table({"no_ra": d[s]}, s) for s in perms])
+    out = sweep.paired_differences(table, metrics=("f1",)).set_index("setting")
+    assert out.loc["imbalanced", "n"] == 2
+    assert out.loc["imbalanced", "diff"] == pytest.approx((0.035 + 0.07) / 2)
+    part = sweep.paired_differences(table[table["setting"] != perms[0]], metrics=("f1",))
+    assert "imbalanced" not in set(part["setting"])  # a group needs all its settings
+
+
+def test_run_config_and_bad_names():
+    cfg = sweep.run_config(tiny_config(3), "inverse", "imb_852", 7)
+    assert cfg.mask.rates == (0.8, 0.5, 0.2) and cfg.train.seed == 7
+    assert cfg.advantage.mode == "inverse"
+    with pytest.raises(ValueError, match="variant"):
+        sweep.run_config(tiny_config(3), "no_such", "balanced", 0)
+    with pytest.raises(ValueError, match="settings"):
+        sweep.run_sweep(tiny_config(3), "unused.csv", settings=["nope"])
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> pd.DataFrame:
+    """An uninterrupted sweep of four tiny runs."""
+    return sweep.run_sweep(tiny_config(3), tmp_path_factory.mktemp("ref") / "r.csv", workers=1, **GRID)
+
+
+def test_table_is_tidy_and_paired(reference):
+    assert list(reference.columns) == sweep.COLUMNS
+    assert len(reference) == 4 * 2 * 8 * 3  # runs x splits x (7 patterns + overall) x metrics
+    assert set(reference["rates"]) == {"0.5/0.5/0.5"}
+    assert reference["value"].between(0, 1).all()
+
+
+def test_killed_sweep_resumes_without_redoing_runs(tmp_path, reference):
+    path = tmp_path / "r.csv"
+
+    first: list[tuple] = []
+
+    def kill_after_two(key, n):
+        first.append(key)
+        if n == 2:
+            raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(tiny_config(3), path, workers=1, on_run=kill_after_two, **GRID)
+    assert len(sweep.load_table(path)) == 2 * 48
+    redone = []
+    table = sweep.run_sweep(tiny_config(3), path, workers=1,
+                            on_run=lambda key, n: redone.append(key), **GRID)
+    assert len(redone) == 2 and not set(redone) & set(first)  # only the two missing runs
+    assert set(redone) | set(first) == set(itertools.product(["redcore", "no_ra"], ["balanced"], [0, 1]))
+    pd.testing.assert_frame_equal(table, reference)
+    manifest = pd.read_json(path.with_suffix(".json"), typ="series")
+    assert [s["runs_finished"] for s in manifest["sessions"]] == [2, 2]
+
+
+def test_truncated_tail_and_partial_run_are_dropped_and_redone(tmp_path, reference):
+    path = tmp_path / "r.csv"
+    sweep.run_sweep(tiny_config(3), path, workers=1, **GRID)
+    lines = path.read_text().splitlines(keepends=True)
+    # the last run lost 10 of its 48 rows, and a write stopped in the middle of a line
+    path.write_text("".join(lines[:-10]) + lines[-10][:17])
+    assert len(sweep.load_table(path)) == 3 * 48
+    redone = []
+    table = sweep.run_sweep(tiny_config(3), path, workers=1,
+                            on_run=lambda key, n: redone.append(key), **GRID)
+    assert redone == [tuple(reference.iloc[-1][["variant", "setting", "seed"]])]
+    pd.testing.assert_frame_equal(table, reference)
+
+
+def test_two_worker_processes_give_the_same_table(tmp_path, reference):
+    table = sweep.run_sweep(tiny_config(3), tmp_path / "r.csv", workers=2, **GRID)
+    pd.testing.assert_frame_equal(table, reference)
+
+
+def test_different_base_config_is_refused(tmp_path, reference):
+    path = tmp_path / "r.csv"
+    sweep.run_sweep(tiny_config(3), path, workers=1, variants=["redcore"], settings=["none"], seeds=1)
+    other = tiny_config(3, train={"lr": 1e-3})
+    with pytest.raises(ValueError, match="different base config"):
+        sweep.run_sweep(other, path, workers=1, variants=["redcore"], settings=["none"], seeds=1)
+
+
+def test_report_states_what_is_distinguishable(tmp_path, reference):
+    diffs, text = sweep.report(reference, tmp_path / "rep", title="Tiny")
+    assert (tmp_path / "rep.md").read_text() == text
+    saved = pd.read_csv(tmp_path / "rep.csv")
+    assert len(saved) == len(diffs) == 8 * 2  # no_ra x (7 patterns + overall) x (f1, wa)
+    assert text.startswith("# Tiny") and "distinguishable from zero" in text
+    assert "macro-F1, redcore better:" in text and "WA, not distinguishable:" in text
+    assert set(diffs["n"]) == {2}
