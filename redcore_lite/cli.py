@@ -1,0 +1,313 @@
+"""Command line: ``python -m redcore_lite COMMAND`` (installed as ``redcore-lite``).
+
+``train`` fits RedCore on a dataset and writes every result file to an output folder;
+``evaluate`` re-scores a checkpoint under every availability pattern.
+
+Add a command with :func:`register` (a name, a help line, a function adding its arguments and a
+function running it that returns an exit code); :func:`build_parser` builds one sub-parser per
+registered command. :func:`add_data_arguments`, :func:`add_run_arguments`,
+:func:`config_from_args` and :func:`write_result` are shared by commands.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .checkpoint import atomic_write_text, dump_json, load_model
+from .config import PRESETS, Config, config_to_dict, override, preset
+from .data import Splits, load_data
+from .datasets import DATASETS
+from .masking import realised_rates
+from .trainer import Result, evaluate, fit, resolve_device
+
+__all__ = ["Subcommand", "SUBCOMMANDS", "register", "build_parser", "main", "add_data_arguments",
+           "add_run_arguments", "config_from_args", "write_result"]
+
+PROG = "redcore-lite"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """One command of the CLI."""
+
+    help: str  # one line shown by ``redcore-lite --help``
+    add_arguments: Callable[[argparse.ArgumentParser], None]  # adds the command's arguments
+    run: Callable[[argparse.Namespace], int]  # runs it; returns the exit code
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}  # name -> command, in the order shown by --help
+
+
+def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+             run: Callable[[argparse.Namespace], int]) -> None:
+    """Add (or replace) the command ``name``."""
+    SUBCOMMANDS[name] = Subcommand(help, add_arguments, run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per registered command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog=PROG, description="RedCore (AAAI 2024) for learning "
+                                     "with missing modalities: train and evaluate.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, cmd in SUBCOMMANDS.items():
+        cmd.add_arguments(subparsers.add_parser(name, help=cmd.help, description=cmd.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; a ValueError (bad input,
+    missing file) is printed as one line and gives exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return SUBCOMMANDS[args.command].run(args)
+    except ValueError as err:
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+# ---------------------------------------------------------------- shared arguments and helpers
+
+def _listed(kind: type) -> Callable[[str], list[Any]]:
+    """argparse type: one value or a comma-separated list ("0.2,0.5" or "0.2 0.5")."""
+    def parse(text: str) -> list[Any]:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected {kind.__name__} values "
+                                             "separated by commas or spaces") from None
+    return parse
+
+
+def _flat(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(v for group in values for v in group)
+
+
+def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
+    """Dataset name (positional when required, else ``--dataset``) and where its files are."""
+    names = "synthetic | mfeat | iemocap | msp | mosei"
+    if dataset_required:
+        p.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=names)
+    else:
+        p.add_argument("--dataset", choices=DATASETS, metavar="DATASET",
+                       help=f"{names} (default: the checkpoint's)")
+    p.add_argument("--root", help="iemocap/msp: feature root holding A/, V/, L/; "
+                   "mosei: path of aligned_50.pkl (a pickle: name only a file you trust)")
+    p.add_argument("--target-root", help="iemocap/msp: folder of fold folders (default ROOT/target)")
+    p.add_argument("--fold", type=int, help="iemocap: 1..10, msp: 1..12 (default 1)")
+    p.add_argument("--views", type=_listed(str), nargs="+",
+                   help="mfeat: views to use (default fou kar pix; also fac, zer, mor)")
+    p.add_argument("--max-frames", type=int, help="iemocap/msp: keep at most this many frames "
+                   "per utterance (default 0 = all)")
+    p.add_argument("--no-normalise", action="store_true",
+                   help="do not z-score features with training statistics")
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Preset, missing rates, method variant, seed, device, epochs and the output folder."""
+    p.add_argument("--preset", default="auto", choices=("auto", *PRESETS),
+                   help="smoke (CI), teach (laptop), paper (release recipe, GPU), auto (default: "
+                   "smoke if CI is set, else teach)")
+    p.add_argument("--rates", type=_listed(float), nargs="+",
+                   help="missing rate per modality, in modality order, e.g. 0.2 0.5 0.8")
+    p.add_argument("--mode", choices=("ra", "fixed", "uniform", "inverse"),
+                   help="advantage.mode: ra (RedCore), fixed (no RA), uniform, inverse")
+    p.add_argument("--backbone", choices=("mlp", "transformer"),
+                   help="encoder backbone (default: transformer for frame sequences, else the "
+                   "preset's)")
+    p.add_argument("--epochs", type=int, help="total epochs, split between constant and decay "
+                   "in the preset's proportion")
+    p.add_argument("--seed", type=int, help="seed of split, masks, initialisation and batches")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the preset's, auto)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+
+
+def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """The preset (or ``base``) with the data and run arguments given on the command line."""
+    config = base if base is not None else preset(getattr(args, "preset", "auto"))
+    data: dict[str, Any] = {}
+    if getattr(args, "dataset", None):
+        data["name"] = args.dataset
+    if args.root:
+        data["root"] = str(Path(args.root).expanduser().resolve())
+    if args.target_root:
+        data["target_root"] = str(Path(args.target_root).expanduser().resolve())
+    if args.fold is not None:
+        data["fold"] = args.fold
+    if args.views:
+        data["views"] = _flat(args.views)
+    if args.max_frames is not None:
+        data["max_frames"] = args.max_frames
+    if args.no_normalise:
+        data["normalise"] = False
+    train: dict[str, Any] = {}
+    if getattr(args, "seed", None) is not None:
+        train["seed"] = args.seed
+    if getattr(args, "device", None):
+        train["device"] = args.device
+    epochs = getattr(args, "epochs", None)
+    if epochs is not None:
+        if epochs < 1:
+            raise ValueError(f"--epochs: got {epochs}; allowed: an integer >= 1")
+        share = config.train.epochs_constant / max(1, config.epochs)
+        train["epochs_constant"] = max(1, round(epochs * share))
+        train["epochs_decay"] = epochs - train["epochs_constant"]
+    sections: dict[str, dict[str, Any]] = {"data": data, "train": train}
+    if getattr(args, "mode", None):
+        sections["advantage"] = {"mode": args.mode}
+    if getattr(args, "rates", None):
+        sections["mask"] = {"rates": _flat(args.rates)}
+    return override(config, **sections)
+
+
+def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given: bool) -> Config:
+    """Adapt the backbone and check the rates against the loaded data."""
+    mods, sequences = splits.modalities, any(x.dim() == 3 for x in splits.train.features.values())
+    backbone = backbone or ("transformer" if sequences else config.model.backbone)
+    if backbone == "mlp" and sequences:
+        raise ValueError(f"--backbone: got 'mlp' but {config.data.name} holds frame sequences "
+                         "[N, T, D]; allowed: transformer")
+    rates = config.mask.rates
+    if len(rates) != len(mods):
+        where = "--rates" if rates_given else f"--rates (the preset's {list(rates)})"
+        raise ValueError(f"{where}: got {len(rates)} rate(s) for {len(mods)} modalities "
+                         f"{list(mods)}; allowed: one rate in [0, 1] per modality, in that order")
+    return override(config, model={"backbone": backbone})
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    atomic_write_text(path, frame.to_csv(index=False))
+
+
+def write_result(result: Result, out: Path, seconds: float | None = None) -> dict[str, Any]:
+    """Write config.json, epochs.csv, val/test_patterns.csv, history.csv, mask_rates.csv and
+    summary.json to ``out``; return the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    dump_json(out / "config.json", config_to_dict(result.config))
+    _write_csv(out / "epochs.csv", result.epochs)
+    _write_csv(out / "val_patterns.csv", result.val)
+    _write_csv(out / "test_patterns.csv", result.test)
+    _write_csv(out / "history.csv", result.history)
+    rates = realised_rates(result.train_mask, result.modalities, result.config.mask.rates)
+    _write_csv(out / "mask_rates.csv", rates)
+    overall = {"val": _overall(result.val), "test": _overall(result.test)}
+    beta = result.beta().iloc[-1]
+    summary = {"dataset": result.config.data.name, "modalities": list(result.modalities),
+               "best_epoch": result.best_epoch, "epochs": result.config.epochs, **overall,
+               "final_beta": {m: float(beta[m]) for m in result.modalities},
+               "realised_rates": {r.modality: float(r.realised) for r in rates.itertuples()},
+               "seconds": seconds, "checkpoint": "checkpoint.pt"}
+    dump_json(out / "summary.json", summary)
+    return summary
+
+
+def _overall(df: pd.DataFrame) -> dict[str, float]:
+    """WA, UA and F1 of the ``overall`` row of a per-pattern table."""
+    row = df.set_index("pattern").loc["overall"]
+    return {k: float(row[k]) for k in ("wa", "ua", "f1")}
+
+
+def _pattern_line(df: pd.DataFrame, col: str = "f1") -> str:
+    rows = df[df["pattern"] != "overall"]
+    return "  ".join(f"{p} {v:.3f}" for p, v in zip(rows["pattern"], rows[col]))
+
+
+# ---------------------------------------------------------------- train
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_arguments(p, dataset_required=True)
+    add_run_arguments(p)
+
+
+def _train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    splits = load_data(config.data, seed=config.train.seed)
+    config = _fit_data(config, splits, args.backbone, bool(args.rates))
+    out: Path = args.out
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists() and not args.resume:
+        raise ValueError(f"--out: {str(out)!r} already holds checkpoint.pt; allowed: --resume to "
+                         "continue it, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = fit(config, splits, checkpoint=ckpt, resume=args.resume)
+    seconds = time.perf_counter() - start
+    summary = write_result(result, out, seconds)
+    mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
+    device = resolve_device(config.train.device).type
+    rates = "  ".join(f"{m} {r:.2f} ({summary['realised_rates'][m]:.3f})"
+                      for m, r in zip(result.modalities, config.mask.rates))
+    test = summary["test"]
+    print(f"{config.data.name}: modalities {mods}; {len(splits.train)}/{len(splits.val)}/"
+          f"{len(splits.test)} train/val/test samples, {splits.num_classes} classes")
+    print(f"missing rates (realised): {rates}")
+    print(f"{config.model.backbone} backbone, advantage.mode={config.advantage.mode}, "
+          f"{config.epochs} epochs on {device}, seed {config.train.seed}: {seconds:.1f} s")
+    print(f"best epoch {result.best_epoch} (val F1 {summary['val']['f1']:.3f}); test over all "
+          f"patterns: WA {test['wa']:.3f}  UA {test['ua']:.3f}  F1 {test['f1']:.3f}")
+    print(f"test F1 per pattern: {_pattern_line(result.test)}")
+    print("final beta: " + "  ".join(f"{m} {b:.3f}" for m, b in summary["final_beta"].items()))
+    print(f"wrote {out}/: config.json epochs.csv val_patterns.csv test_patterns.csv history.csv "
+          "mask_rates.csv summary.json checkpoint.pt")
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by train (or fit)")
+    add_data_arguments(p, dataset_required=False)
+    p.add_argument("--which", default="best", choices=("best", "last"),
+                   help="weights of the selected epoch (default) or of the last epoch")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--out", type=Path, help="folder for val/test_patterns.csv (default: print only)")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    model, saved, meta = load_model(args.checkpoint, args.which)
+    config = config_from_args(args, base=saved)
+    splits = load_data(config.data, seed=config.train.seed)
+    expected = (list(meta["modalities"]), list(meta["dims"]), meta["num_classes"])
+    got = (list(splits.modalities), list(splits.train.dims), splits.num_classes)
+    if got != expected:
+        raise ValueError(f"checkpoint: {str(args.checkpoint)!r} expects modalities {expected[0]} "
+                         f"with dims {expected[1]} and {expected[2]} classes; the data "
+                         f"({config.data.name}) has {got[0]} with dims {got[1]} and {got[2]} classes")
+    device = resolve_device(args.device)
+    model = model.to(device)
+    batch = config.train.eval_batch_size
+    frames = {part: evaluate(model, getattr(splits, part).to(device), batch) for part in ("val", "test")}
+    epoch = meta["best_epoch"] if args.which == "best" else meta["epoch"] - 1
+    print(f"{args.checkpoint} ({args.which} weights, epoch {epoch}) on {config.data.name}, "
+          f"{len(splits.val)}/{len(splits.test)} val/test samples, {device.type}")
+    for part, df in frames.items():
+        row = df.set_index("pattern").loc["overall"]
+        print(f"{part}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}; "
+              f"F1 per pattern: {_pattern_line(df)}")
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for part, df in frames.items():
+            _write_csv(args.out / f"{part}_patterns.csv", df)
+        dump_json(args.out / "evaluate.json", {
+            "checkpoint": str(args.checkpoint), "which": args.which, "epoch": epoch,
+            "data": dataclasses.asdict(config.data),
+            **{part: _overall(df) for part, df in frames.items()}})
+        print(f"wrote {args.out}/: val_patterns.csv test_patterns.csv evaluate.json")
+    return 0
+
+
+register("train", "train RedCore on a dataset and write config, metrics, beta/RA history and "
+         "the checkpoint", _train_arguments, _train)
+register("evaluate", "re-score a checkpoint under every availability pattern",
+         _evaluate_arguments, _evaluate)

@@ -1,0 +1,187 @@
+"""The command line, end to end on fixture files (smoke preset, one or two tiny epochs)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+import redcore_lite as rc
+from redcore_lite import cli
+from test_datasets import write_mmin, write_mosei
+
+RESULT_FILES = ("config.json", "epochs.csv", "val_patterns.csv", "test_patterns.csv", "history.csv",
+                "mask_rates.csv", "summary.json", "checkpoint.pt")
+PATTERNS = ["A", "V", "L", "AV", "AL", "VL", "AVL", "overall"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def check_outputs(out: Path, modalities: list[str], epochs: int) -> dict:
+    for name in RESULT_FILES:
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["modalities"] == modalities
+    assert len(pd.read_csv(out / "epochs.csv")) == epochs
+    hist = pd.read_csv(out / "history.csv")
+    assert {f"beta_{m}" for m in modalities} | {f"ra_{m}" for m in modalities} <= set(hist.columns)
+    assert len(pd.read_csv(out / "test_patterns.csv")) == 2 ** len(modalities)
+    config = rc.config_from_dict(json.loads((out / "config.json").read_text()))
+    assert config.epochs == epochs
+    model, saved, meta = rc.load_model(out / "checkpoint.pt")
+    assert saved == config and meta["best_epoch"] == summary["best_epoch"]
+    return summary
+
+
+@pytest.fixture(scope="module")
+def mfeat_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("mfeat") / "run"
+    code = cli.main(["train", "mfeat", "--views", "fou,mor", "--rates", "0.2", "0.8",
+                     "--preset", "smoke", "--epochs", "1", "--device", "cpu", "--seed", "1",
+                     "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def test_train_mfeat_writes_everything(mfeat_run):
+    summary = check_outputs(mfeat_run, ["fou", "mor"], epochs=1)
+    assert (summary["realised_rates"]["fou"], summary["realised_rates"]["mor"]) == (0.2, 0.8)
+    config = json.loads((mfeat_run / "config.json").read_text())
+    assert config["data"]["name"] == "mfeat" and config["data"]["views"] == ["fou", "mor"]
+    assert config["mask"]["rates"] == [0.2, 0.8] and config["train"]["seed"] == 1
+
+
+def test_evaluate_reproduces_test_metrics(mfeat_run, capsys, tmp_path):
+    code, out, _ = run(capsys, "evaluate", mfeat_run / "checkpoint.pt", "--out", tmp_path)
+    assert code == 0 and "test: WA" in out
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "test_patterns.csv"),
+                                  pd.read_csv(mfeat_run / "test_patterns.csv"))
+    assert json.loads((tmp_path / "evaluate.json").read_text())["which"] == "best"
+
+
+def test_evaluate_on_mismatching_data(mfeat_run, capsys):
+    code, _, err = run(capsys, "evaluate", mfeat_run / "checkpoint.pt", "--views", "fou", "kar")
+    assert code == 2
+    assert "expects modalities ['fou', 'mor'] with dims [76, 6]" in err
+    assert "has ['fou', 'kar'] with dims [76, 64]" in err
+
+
+def test_out_folder_is_not_overwritten(mfeat_run, capsys):
+    code, _, err = run(capsys, "train", "mfeat", "--views", "fou,mor", "--rates", "0.2,0.8",
+                       "--preset", "smoke", "--out", mfeat_run)
+    assert code == 2 and "already holds checkpoint.pt; allowed: --resume" in err
+
+
+def test_train_iemocap_end_to_end(tmp_path, capsys):
+    root = tmp_path / "features"
+    write_mmin(root, "iemocap", folds=(3,))
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "iemocap", "--root", root, "--fold", 3, "--preset",
+                            "smoke", "--epochs", 2, "--device", "cpu", "--out", out)
+    assert code == 0, err
+    summary = check_outputs(out, ["A", "V", "L"], epochs=2)
+    assert summary["dataset"] == "iemocap"
+    assert "transformer backbone" in stdout and "iemocap: modalities A [130], V [342], L [1024]" in stdout
+    assert "12/4/4 train/val/test samples, 4 classes" in stdout
+    assert json.loads((out / "config.json").read_text())["model"]["backbone"] == "transformer"
+    assert list(pd.read_csv(out / "test_patterns.csv")["pattern"]) == PATTERNS
+    code, stdout, _ = run(capsys, "evaluate", out / "checkpoint.pt", "--which", "last")
+    assert code == 0 and "last weights, epoch 1" in stdout
+
+
+def test_train_msp_end_to_end(tmp_path, capsys):
+    root = tmp_path / "msp"
+    write_mmin(root, "msp", folds=(12,))
+    code, _, err = run(capsys, "train", "msp", "--root", root, "--fold", 12, "--preset", "smoke",
+                       "--epochs", 1, "--mode", "fixed", "--max-frames", 3, "--out", tmp_path / "run")
+    assert code == 0, err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["advantage"]["mode"] == "fixed" and config["data"]["max_frames"] == 3
+
+
+def test_train_mosei_end_to_end(tmp_path, capsys):
+    path = tmp_path / "aligned_50.pkl"
+    write_mosei(path, seq_len=4)
+    code, stdout, err = run(capsys, "train", "mosei", "--root", path, "--preset", "smoke",
+                            "--epochs", 1, "--rates", "0.5,0.5,0.5", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "A [74], V [35], L [768]" in stdout and "3 classes" in stdout
+    check_outputs(tmp_path / "run", ["A", "V", "L"], epochs=1)
+
+
+def test_train_synthetic_epochs_split(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "train", "synthetic", "--preset", "smoke", "--epochs", 3,
+                          "--mode", "uniform", "--out", tmp_path)
+    assert code == 0 and "best epoch" in stdout and "final beta" in stdout
+    train = json.loads((tmp_path / "config.json").read_text())["train"]
+    assert (train["epochs_constant"], train["epochs_decay"]) == (2, 1)  # the smoke proportion 2:1
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "iemocap", "--root", "{tmp}/nowhere"], r"root: '.*nowhere' is not a folder"),
+    (["train", "iemocap", "--root", "{root}", "--fold", "11"], "fold: got 11; allowed: an integer in 1..10"),
+    (["train", "msp", "--root", "{root}", "--fold", "13"], "fold: got 13; allowed: an integer in 1..12"),
+    (["train", "iemocap"], "data.root: empty for data.name='iemocap'"),
+    (["train", "mosei", "--root", "{tmp}/aligned_50.pkl"], "is not a file; expected the MMSA"),
+    (["train", "mfeat", "--views", "fou", "kar"], r"--rates \(the preset's \[0.2, 0.5, 0.8\]\): got 3 "
+                                                  r"rate\(s\) for 2 modalities"),
+    (["train", "mfeat", "--rates", "0.2", "0.5"], r"--rates: got 2 rate\(s\) for 3 modalities"),
+    (["train", "mfeat", "--views", "fou", "digits"], "views: got .*allowed: two or more"),
+    (["train", "iemocap", "--root", "{root}", "--backbone", "mlp"], "got 'mlp' but iemocap holds frame"),
+    (["train", "synthetic", "--epochs", "0"], "--epochs: got 0"),
+    (["evaluate", "{tmp}/none.pt"], r"checkpoint: '.*none\.pt' does not exist"),
+])
+def test_cli_errors(tmp_path, capsys, argv, message):
+    root = tmp_path / "features"
+    write_mmin(root, "iemocap")
+    argv = [a.format(tmp=tmp_path, root=root) for a in argv]
+    if argv[0] == "train":
+        argv += ["--preset", "smoke", "--out", str(tmp_path / "run")]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err.startswith(f"redcore-lite {argv[0]}: error: ")
+    assert re.search(message, err), err
+
+
+def test_cli_missing_modality_and_dims(tmp_path, capsys):
+    root = tmp_path / "features"
+    folds = write_mmin(root, "iemocap")
+    uid = folds[1]["val"][1]
+    with h5py.File(root / "L" / "bert_large.h5", "a") as f:
+        del f[uid]
+        f.create_dataset(uid, data=np.zeros((2, 768), np.float32))
+    code, _, err = run(capsys, "train", "iemocap", "--root", root, "--out", tmp_path / "r")
+    assert code == 2 and f"bert_large.h5['{uid}']: feature dim 768; expected 1024" in err
+    (root / "V" / "denseface.h5").unlink()
+    code, _, err = run(capsys, "train", "iemocap", "--root", root, "--out", tmp_path / "r")
+    assert code == 2 and "denseface.h5: no such file" in err
+
+
+def test_parser_lists_commands_and_is_extensible(capsys):
+    parser = cli.build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    assert "train" in capsys.readouterr().out
+    cli.register("hello", "say hello", lambda p: p.add_argument("--name", default="x"),
+                 lambda args: print(f"hello {args.name}") or 0)
+    try:
+        assert run(capsys, "hello", "--name", "beta")[:2] == (0, "hello beta\n")
+    finally:
+        del cli.SUBCOMMANDS["hello"]
+    assert list(cli.SUBCOMMANDS) == ["train", "evaluate"]
+
+
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "redcore_lite", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "evaluate" in proc.stdout and "train" in proc.stdout
