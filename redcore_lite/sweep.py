@@ -5,7 +5,8 @@ Runs with the same seed share the split, the training mask and the initialisatio
 sub-network they have, so ``RedCore - variant`` per seed is a paired difference.
 The results file (CSV, columns :data:`COLUMNS`) gets each finished run's rows in one append
 (write, flush, fsync). On resume a truncated last line and runs with missing rows are dropped,
-finished runs are skipped. A JSON manifest next to it keeps the base config, versions and commands.
+finished runs are skipped. A JSON manifest next to it keeps the base config and, per session, the
+command, grid, versions (package, git, torch), wall time and CPU time.
 """
 from __future__ import annotations
 
@@ -74,11 +75,12 @@ def _rates_str(rates: Sequence[float]) -> str:
     return "/".join(f"{r:g}" for r in rates)
 
 
-def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int], str]:
-    """Worker: train one run, return its tidy rows as CSV text (no header)."""
+def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int], str, float]:
+    """Worker: train one run; its tidy rows as CSV text (no header) and the CPU seconds it took."""
     from .trainer import fit
 
     variant, setting, seed = key
+    cpu = time.process_time()
     result = fit(run_config(base, variant, setting, seed))
     rates = _rates_str(SETTINGS[setting])
     lines = []
@@ -87,7 +89,7 @@ def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int],
             for m in METRICS:
                 lines.append(f"{variant},{setting},{rates},{seed},{split},{row.pattern},{m},"
                              f"{getattr(row, m):.4f}\n")
-    return key, "".join(lines)
+    return key, "".join(lines), time.process_time() - cpu
 
 
 def _init_worker() -> None:
@@ -182,7 +184,7 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
             if (v, s, seed) not in done]
     session = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
                "workers": workers, "runs_done_before": len(done), "runs_todo": len(todo),
-               "redcore_lite": __version__, "torch": torch.__version__,
+               "redcore_lite": __version__, "git": _git_version(), "torch": torch.__version__,
                "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     manifest["sessions"].append(session)
     dump_json(manifest_path, manifest)
@@ -190,12 +192,12 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(todo), desc="runs")
-    t0, finished = time.perf_counter(), 0
+    t0, finished, cpu = time.perf_counter(), 0, 0.0
 
-    def record(key: tuple[str, str, int], text: str) -> None:
-        nonlocal finished
+    def record(key: tuple[str, str, int], text: str, seconds: float) -> None:
+        nonlocal finished, cpu
         _append(path, text)
-        finished += 1
+        finished, cpu = finished + 1, cpu + seconds
         if bar is not None:
             bar.update(1)
         if on_run is not None:
@@ -221,13 +223,26 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     finally:
         if bar is not None:
             bar.close()
-        session.update(runs_finished=finished, wall_s=round(time.perf_counter() - t0, 1))
+        session.update(runs_finished=finished, wall_s=round(time.perf_counter() - t0, 1),
+                       cpu_s=round(cpu, 1))
         dump_json(manifest_path, manifest)
     table = load_table(path)
     table = _order(table, table["pattern"].unique(), ["variant", "setting", "seed", "split",
                                                       "pattern", "metric"])
     atomic_write_text(path, table.to_csv(index=False, float_format="%.4f"))
     return table
+
+
+def _git_version() -> str | None:
+    """``git describe --always --dirty`` of the package's checkout, or None outside git."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
