@@ -311,3 +311,81 @@ register("train", "train RedCore on a dataset and write config, metrics, beta/RA
          "the checkpoint", _train_arguments, _train)
 register("evaluate", "re-score a checkpoint under every availability pattern",
          _evaluate_arguments, _evaluate)
+
+
+# ---------------------------------------------------------------- sweep and report
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    from .sweep import DEFAULT_SETTINGS, SETTINGS, VARIANTS
+
+    add_data_arguments(p, dataset_required=True)
+    p.add_argument("--preset", default="teach", choices=("auto", *PRESETS),
+                   help="base config of every run (default teach; the committed results use teach)")
+    p.add_argument("--epochs", type=int, help="total epochs, split as in the preset")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the preset's, auto)")
+    p.add_argument("--variants", type=_listed(str), nargs="+",
+                   help="variants to run (default all): " + " ".join(VARIANTS))
+    p.add_argument("--settings", type=_listed(str), nargs="+",
+                   help=f"missing-rate settings (default {' '.join(DEFAULT_SETTINGS)}): "
+                   + " ".join(SETTINGS))
+    p.add_argument("--seeds", type=int, default=10, help="run seeds 0..N-1 (default 10)")
+    p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each "
+                   "(default 2)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, type=Path, help="results CSV: each finished run is "
+                   "appended; an existing file is resumed (OUT.json holds config and sessions)")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    config = config_from_args(args, base=preset(args.preset))
+    variants = list(_flat(args.variants) or sweep.VARIANTS)
+    settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
+    data = [f"--{k.replace('_', '-')} {' '.join(map(str, _flat(v)) if k == 'views' else v)}"
+            for k in ("root", "target_root", "fold", "views", "max_frames")
+            if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
+    command = " ".join([PROG, "sweep", args.dataset, *data, "--preset", args.preset,
+                        *([f"--epochs {args.epochs}"] if args.epochs else []),
+                        *([f"--device {args.device}"] if args.device else []),
+                        "--variants", *variants, "--settings", *settings, "--seeds",
+                        str(args.seeds), "--workers", str(args.workers), "--out", str(args.out)])
+    start = time.perf_counter()
+    try:
+        table = sweep.run_sweep(config, args.out, variants, settings, args.seeds, args.workers,
+                                progress=not args.no_progress, command=command)
+    except KeyboardInterrupt:
+        print(f"interrupted: finished runs are in {args.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
+    runs = len(table[["variant", "setting", "seed"]].drop_duplicates())
+    print(f"{args.out}: {runs} runs ({time.perf_counter() - start:.0f} s in this call); "
+          f"next: {PROG} report {args.out}")
+    return 0
+
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", type=Path, help="a results CSV written by sweep")
+    p.add_argument("--out", type=Path, help="report stem: writes OUT.md and OUT.csv (default: "
+                   "RESULTS without .csv, plus _report)")
+    p.add_argument("--title", help="title of the markdown report (default from RESULTS)")
+    p.add_argument("--baseline", default="redcore", help="variant the others are compared with")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from . import sweep
+
+    table = sweep.load_table(args.results)
+    stem = args.out or args.results.with_name(args.results.stem + "_report")
+    title = args.title or f"Ablations: {args.results.stem}, every variant against {args.baseline}"
+    _, text = sweep.report(table, stem, title, args.baseline)
+    section = text.split("## Which overall differences")[1].split("\n## ")[0]
+    print(f"Which overall differences{section.rstrip()}")
+    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.csv')}")
+    return 0
+
+
+register("sweep", "run a grid of ablation variants x missing-rate settings x seeds (resumable)",
+         _sweep_arguments, _sweep)
+register("report", "paired differences of every variant against RedCore, with 95% intervals",
+         _report_arguments, _report)

@@ -28,7 +28,7 @@ import torch
 from .checkpoint import atomic_write_text, dump_json
 from .config import Config, config_from_dict, config_to_dict, override
 
-__all__ = ["VARIANTS", "SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS", "run_config",
+__all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS", "run_config",
            "run_sweep", "load_table", "mean_ci", "paired_differences", "report"]
 
 BASELINE = "redcore"
@@ -48,6 +48,7 @@ _PERMS = {"imb_258": (0.2, 0.5, 0.8), "imb_285": (0.2, 0.8, 0.5), "imb_528": (0.
           "imb_582": (0.5, 0.8, 0.2), "imb_825": (0.8, 0.2, 0.5), "imb_852": (0.8, 0.5, 0.2)}
 SETTINGS: dict[str, tuple[float, ...]] = {  # name -> missing rate per modality (M = 3)
     "none": (0.0, 0.0, 0.0), "balanced": (0.5, 0.5, 0.5), **_PERMS, "large": (0.7, 0.7, 0.7)}
+DEFAULT_SETTINGS = ("balanced", "imb_258", "large")  # what run_sweep and the CLI run by default
 SETTING_GROUPS: dict[str, tuple[str, ...]] = {"imbalanced": tuple(_PERMS)}  # pooled per seed
 COLUMNS = ["variant", "setting", "rates", "seed", "split", "pattern", "metric", "value"]
 METRICS = ("wa", "ua", "f1")
@@ -143,7 +144,7 @@ def _order(frame: pd.DataFrame, patterns: Sequence[str], by: Sequence[str]) -> p
 
 
 def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
-              settings: Iterable[str] = ("balanced", "imb_258", "large"), seeds: int | Iterable[int] = 10,
+              settings: Iterable[str] = DEFAULT_SETTINGS, seeds: int | Iterable[int] = 10,
               workers: int = 2, progress: bool = False, command: str | None = None,
               on_run: Callable[[tuple[str, str, int], int], None] | None = None) -> pd.DataFrame:
     """Run every (variant, setting, seed) not yet in ``path``; append each run's rows as it ends.

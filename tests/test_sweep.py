@@ -138,3 +138,21 @@ def test_report_states_what_is_distinguishable(tmp_path, reference):
     assert text.startswith("# Tiny") and "distinguishable from zero" in text
     assert "macro-F1, redcore better:" in text and "WA, not distinguishable:" in text
     assert set(diffs["n"]) == {2}
+
+
+def test_cli_sweep_then_report(tmp_path, capsys):
+    from redcore_lite.cli import main
+
+    out = tmp_path / "s.csv"
+    args = ["sweep", "synthetic", "--preset", "smoke", "--epochs", "1", "--variants", "redcore",
+            "no_ra", "--settings", "none", "--seeds", "2", "--workers", "1", "--no-progress",
+            "--out", str(out)]
+    assert main(args) == 0
+    assert main(args) == 0  # a second call finds every run done
+    manifest = pd.read_json(out.with_suffix(".json"), typ="series")
+    assert [s["runs_todo"] for s in manifest["sessions"]] == [4, 0]
+    assert manifest["sessions"][0]["command"].startswith("redcore-lite sweep synthetic --preset smoke")
+    assert main(["report", str(out)]) == 0
+    assert (tmp_path / "s_report.md").is_file() and (tmp_path / "s_report.csv").is_file()
+    assert "macro-F1, redcore better" in capsys.readouterr().out
+    assert main(["sweep", "synthetic", "--settings", "nope", "--out", str(out)]) == 2
