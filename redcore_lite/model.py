@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .layers import Dropout
 from .generators import ResidualGenerators, StackedLinear
 from .vib import MLPBackbone, TransformerBackbone, VIBEncoder, reparameterize
 
@@ -35,7 +36,7 @@ def _head(num: int | None, in_dim: int, layers: Sequence[int], out: int, dropout
     mods: list[nn.Module] = []
     for width in layers:
         mods += [nn.Linear(in_dim, width) if num is None else StackedLinear(num, in_dim, width),
-                 nn.ReLU(), nn.Dropout(dropout)]
+                 nn.ReLU(), Dropout(dropout)]
         in_dim = width
     mods.append(nn.Linear(in_dim, out) if num is None else StackedLinear(num, in_dim, out))
     return nn.Sequential(*mods)
@@ -88,6 +89,32 @@ class RedCore(nn.Module):
         logvar = None if outs[0][1] is None else torch.stack([o[1] for o in outs])
         return mu, logvar
 
+    def encode_masked(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
+                      avail: torch.Tensor, present: Sequence[torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encode with every missing modality's input replaced by zeros: ``mu, logvar: [M, B, d]``.
+
+        The zero input has one encoding (it does not depend on the sample or its length), so each
+        encoder runs on the rows where its modality is present plus one zero row, which is then
+        broadcast to the missing rows. In evaluation this equals encoding the zeroed batch; in
+        training the missing rows share one dropout draw inside the encoder.
+
+        Args:
+            present: per modality, the indices of the rows where it is present (the trainer
+                precomputes them on the host so that no device sync is needed); default: from avail.
+        """
+        mus, lvs = [], []
+        for m, (enc, x, ln) in enumerate(zip(self.encoders, inputs, lengths)):
+            a = avail[:, m]
+            idx = torch.nonzero(a).flatten() if present is None else present[m]
+            rows = torch.cat([x.new_zeros((1,) + x.shape[1:]), x[idx]])
+            lens = None if ln is None else torch.cat([ln.new_full((1,), x.shape[1]), ln[idx]])
+            mu, logvar = enc(rows, lens)
+            pos = a.long().cumsum(0) * a.long()  # row i -> 1 + its rank among present rows, or 0
+            mus.append(mu[pos])
+            lvs.append(None if logvar is None else logvar[pos])
+        return torch.stack(mus), (None if lvs[0] is None else torch.stack(lvs))
+
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""
         if logvar is None or not (self.training or self.config.sample_at_eval):
@@ -112,16 +139,15 @@ class RedCore(nn.Module):
         return logits, uni, g, imputed
 
     def forward(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
-                avail: torch.Tensor) -> RedCoreOutput:
+                avail: torch.Tensor, present: Sequence[torch.Tensor] | None = None) -> RedCoreOutput:
         """Full pass: a missing modality's raw input is replaced by zeros before its encoder.
 
         Args:
             inputs: M tensors ``[B, D_m]`` or ``[B, T_m, D_m]``; lengths: M tensors ``[B]`` or None;
-            avail: ``[B, M]``.
+            avail: ``[B, M]`` bool; present: optional row indices per modality (see
+            :meth:`encode_masked`).
         """
-        a = avail.to(inputs[0].dtype)
-        masked = [x * a[:, m].view(-1, *([1] * (x.dim() - 1))) for m, x in enumerate(inputs)]
-        mu, logvar = self.encode(masked, lengths)
+        mu, logvar = self.encode_masked(inputs, lengths, avail.bool(), present)
         z = self.sample(mu, logvar)
         logits, uni, g, imputed = self.decode(z, avail)
         return RedCoreOutput(logits, uni, z, mu, logvar, g, imputed)

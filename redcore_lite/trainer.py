@@ -121,6 +121,12 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
             g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
 
+def _present_rows(avail_cpu: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
+    """Per modality, the batch rows where it is present, computed on the host, copied async."""
+    return [torch.nonzero(avail_cpu[:, m]).flatten().to(device, non_blocking=True)
+            for m in range(avail_cpu.shape[1])]
+
+
 def make_optimizer(model: torch.nn.Module, config: Config
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """Adam (release betas) and the release schedule: constant, then linear decay, per epoch."""
@@ -134,18 +140,20 @@ def make_optimizer(model: torch.nn.Module, config: Config
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, adv: RelativeAdvantage,
                config: Config, xs: list[torch.Tensor], lens: list[torch.Tensor | None],
-               avail: torch.Tensor, y: torch.Tensor, clip_groups: tuple[list, list]) -> LossTerms:
+               avail: torch.Tensor, y: torch.Tensor, clip_groups: tuple[list, list],
+               present: Sequence[torch.Tensor] | None = None) -> LossTerms:
     """One bi-level iteration: forward, the beta step (upper level), one Adam step (lower level).
 
     Args:
         model: the (possibly compiled) RedCore; xs, lens: inputs; avail: ``[B, M]``; y: ``[B]``;
-        clip_groups: from :func:`_clip_groups` of the uncompiled model.
+        clip_groups: from :func:`_clip_groups` of the uncompiled model; present: per modality the
+        rows where it is present (from :func:`_present_rows`; avoids a device sync).
     Returns:
         the step's :class:`LossTerms` (device tensors; nothing is read back to the host).
     """
     tc = config.train
     with torch.autocast(avail.device.type, dtype=torch.bfloat16, enabled=tc.bf16):
-        out = model(xs, lens, avail)
+        out = model(xs, lens, avail, present)
     terms = compute_losses(out, y, avail, adv.step, config.loss)
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
@@ -263,15 +271,17 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                 raise ValueError(f"train.complete_only: no training sample has every modality under "
                                  f"mask.rates={list(config.mask.rates)}; allowed: rates that leave "
                                  "complete samples")
-        order = rows[torch.randperm(len(rows), generator=batch_gen)].to(device)
+        order_cpu = rows[torch.randperm(len(rows), generator=batch_gen)]
+        order = order_cpu.to(device)
         num_steps = math.ceil(len(order) / tc.batch_size)
         buf = torch.empty(num_steps, 2 + 7 * num_mod, device=device)
         model.train()
         for s in range(num_steps):
             idx = order[s * tc.batch_size:(s + 1) * tc.batch_size]
             xs, lens = train.inputs(idx)
+            present = _present_rows(mask[order_cpu[s * tc.batch_size:(s + 1) * tc.batch_size]], device)
             terms = train_step(step_model, optimizer, adv, config, xs, lens, mask_dev[idx],
-                               train.labels[idx], clip_groups)
+                               train.labels[idx], clip_groups, present)
             etas.append(adv.eta)
             buf[s] = torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
                                 terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import Dropout, dropout
+
 __all__ = ["kl_divergence", "reparameterize", "MLPBackbone", "TransformerBackbone", "VIBEncoder"]
 
 
@@ -53,13 +55,21 @@ class _Block(nn.Module):
         self.out = nn.Linear(d, d)
         self.fc = nn.Linear(d, 4 * d)
         self.proj = nn.Linear(4 * d, d)
-        self.drop = nn.Dropout(ff_dropout)
+        self.drop = Dropout(ff_dropout)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
+        """``x: [B, T, d]``; ``attn_bias: [B, 1, 1, T]`` additive (0 or -inf), or None."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.ln_1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         p = self.attn_dropout if self.training else 0.0
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
+        if p > 0 and x.device.type == "cpu":  # the math path, with the faster CPU dropout
+            scores = q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5
+            if attn_bias is not None:
+                scores = scores + attn_bias
+            a = dropout(scores.softmax(-1), p, True) @ v
+        else:
+            mask = None if attn_bias is None else attn_bias.to(q.dtype)
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         x = x + self.ln_12(self.out(a.transpose(1, 2).reshape(b, t, d)))
         return x + self.ln_22(self.proj(self.drop(F.relu(self.fc(self.ln_2(x))))))
 
@@ -85,12 +95,13 @@ class TransformerBackbone(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         h = self.proj(x)
-        valid = attn_mask = None
+        valid = bias = None
         if self.mask_padding and lengths is not None:
             valid = torch.arange(x.shape[1], device=x.device) < lengths[:, None]  # [B, T]
-            attn_mask = valid[:, None, None, :]  # [B, 1, 1, T], True = attend
+            bias = torch.zeros(valid.shape, dtype=h.dtype, device=x.device).masked_fill(
+                ~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, T]
         for blk in self.blocks:
-            h = blk(h, attn_mask)
+            h = blk(h, bias)
         if valid is None:
             return h.mean(1)
         w = valid.to(h.dtype)[..., None]

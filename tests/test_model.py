@@ -81,3 +81,20 @@ def test_build_model_rejects_bad_config(cfg3):
         rc.build_model(dataclasses.replace(cfg3.model, imputation="mean"), (3, 3), 2)
     with pytest.raises(ValueError, match="input_dims"):
         rc.build_model(cfg3.model, (3,), 2)
+
+
+def test_shared_zero_encoding_equals_zeroed_inputs():
+    cfg = dataclasses.replace(rc.preset("smoke").model, backbone="transformer", num_layers=2, num_heads=2)
+    for mask_padding in (True, False):
+        model = rc.build_model(dataclasses.replace(cfg, mask_padding=mask_padding), (4, 6, 3), 3,
+                               seed=0).eval()
+        xs, lens = _inputs((4, 6, 3), b=6, seq=7)
+        a = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1], [1, 1, 1], [0, 0, 0]],
+                         dtype=torch.bool)
+        zeroed = [x * a[:, m].float()[:, None, None] for m, x in enumerate(xs)]
+        mu, logvar = model.encode(zeroed, lens)
+        mu2, logvar2 = model.encode_masked(xs, lens, a)
+        assert torch.allclose(mu, mu2, atol=1e-5) and torch.allclose(logvar, logvar2, atol=1e-5)
+        present = [torch.nonzero(a[:, m]).flatten() for m in range(3)]
+        mu3, _ = model.encode_masked(xs, lens, a, present)
+        assert torch.equal(mu2, mu3)
