@@ -141,7 +141,7 @@ def _teach() -> Config:
         model=ModelConfig(latent_dim=32, mlp_hidden=64, gen_layers=(64, 32), gen_blocks=2,
                           head_layers=(64,), head_dropout=0.2),
         advantage=AdvantageConfig(growth_every=100),
-        train=TrainConfig(epochs_constant=15, epochs_decay=15, batch_size=64, lr=2e-3),
+        train=TrainConfig(epochs_constant=15, epochs_decay=15, batch_size=128, lr=3e-3),
     )
 
 

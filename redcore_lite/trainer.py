@@ -115,8 +115,8 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             continue
-        norms = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()  # [M]
-        coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)  # [M, all]
+        coef = (max_norm / (flat.norm(dim=1) + 1e-6)).clamp(max=1.0)
         for g in grads:
             g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
@@ -131,8 +131,11 @@ def make_optimizer(model: torch.nn.Module, config: Config
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """Adam (release betas) and the release schedule: constant, then linear decay, per epoch."""
     tc = config.train
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=(tc.adam_beta1, 0.999),
-                                 foreach=True)
+    kwargs = {"lr": tc.lr, "betas": (tc.adam_beta1, 0.999)}
+    try:  # one fused kernel (CPU and CUDA in torch >= 2.4)
+        optimizer = torch.optim.Adam(model.parameters(), fused=True, **kwargs)
+    except (RuntimeError, ValueError):
+        optimizer = torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: lr_factor(e, tc.epochs_constant, tc.epochs_decay))
     return optimizer, scheduler
