@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, cmd in SUBCOMMANDS.items():
-        cmd.add_arguments(subparsers.add_parser(name, help=cmd.help, description=cmd.help))
+        short = cmd.help.replace("%", "%%")  # argparse %-formats help strings
+        cmd.add_arguments(subparsers.add_parser(name, help=short, description=cmd.help))
     return parser
 
 
