@@ -137,15 +137,25 @@ def mask_overview(avail: torch.Tensor, modalities: Sequence[str],
 
 def lines(frame: pd.DataFrame, *, xlabel: str = "", ylabel: str = "", title: str = "",
           logy: bool = False, ax: Axes | None = None) -> Figure:
-    """One line per column of ``frame`` against its index (e.g. per-modality curves over epochs)."""
+    """One line per column of ``frame`` against its index (e.g. per-modality curves over epochs).
+
+    Columns named ``"<group> <variant>"`` (e.g. ``"A tied"``, ``"A redrawn"``) share a colour per
+    group and a line style per variant.
+    """
     own = ax is None
     fig, ax = _canvas(ax, (5.5, 3.2))
+    groups = list(dict.fromkeys(str(c).split(" ", 1)[0] for c in frame.columns))
+    variants = list(dict.fromkeys((str(c).split(" ", 1) + [""])[1] for c in frame.columns))
+    marker = "." if len(frame) <= 20 else None
     for col in frame.columns:
-        ax.plot(frame.index.to_numpy(), frame[col].to_numpy(), label=str(col), marker=".")
+        group, variant = (str(col).split(" ", 1) + [""])[:2]
+        ax.plot(frame.index.to_numpy(), frame[col].to_numpy(), label=str(col), marker=marker,
+                color=f"C{groups.index(group) % 10}",
+                linestyle=("-", "--", ":", "-.")[variants.index(variant) % 4])
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if logy:
         ax.set_yscale("log")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", ncol=2 if len(frame.columns) > 4 else 1)
     return _done(fig, own)
 
 
