@@ -232,6 +232,25 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from . import distributed
+
+    distributed.init_from_env()  # under torchrun: join the process group
+    try:
+        return _train_main(args) if distributed.is_main() else _train_worker(args)
+    finally:
+        distributed.shutdown()
+
+
+def _train_worker(args: argparse.Namespace) -> int:
+    """A rank other than 0 under torchrun: trains its shard, writes and prints nothing."""
+    config = config_from_args(args)
+    splits = load_data(config.data, seed=config.train.seed)
+    config = _fit_data(config, splits, args.backbone, bool(args.rates))
+    fit(config, splits, checkpoint=args.out / "checkpoint.pt", resume=args.resume)
+    return 0
+
+
+def _train_main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     splits = load_data(config.data, seed=config.train.seed)
     config = _fit_data(config, splits, args.backbone, bool(args.rates))

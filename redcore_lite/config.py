@@ -105,6 +105,7 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu" or "cuda" (or "cuda:N")
     bf16: bool = False  # bf16 autocast (CUDA only)
     compile: bool = False  # torch.compile the model (opt-in)
+    tf32: bool = False  # allow TF32 matmuls on Ampere+ GPUs (CUDA only; ignored on CPU)
     progress: bool = False  # tqdm.auto progress bar over epochs
 
 
@@ -131,7 +132,7 @@ def _smoke() -> Config:
         model=ModelConfig(latent_dim=16, mlp_hidden=32, gen_layers=(32, 16), gen_blocks=2,
                           head_layers=(32,), head_dropout=0.1),
         advantage=AdvantageConfig(growth_every=20, interval=1),
-        train=TrainConfig(epochs_constant=2, epochs_decay=1, batch_size=32, lr=3e-3),
+        train=TrainConfig(epochs_constant=4, epochs_decay=2, batch_size=32, lr=1e-2),
     )
 
 

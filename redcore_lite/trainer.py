@@ -18,6 +18,7 @@ import torch
 
 from ._checks import check_positive, check_rates
 from .advantage import RelativeAdvantage
+from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .data import MultimodalData, Splits, load_data
@@ -122,9 +123,42 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
 
 
 def _present_rows(avail_cpu: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
-    """Per modality, the batch rows where it is present, computed on the host, copied async."""
-    return [torch.nonzero(avail_cpu[:, m]).flatten().to(device, non_blocking=True)
-            for m in range(avail_cpu.shape[1])]
+    """Per modality, the batch rows where it is present (computed on the host)."""
+    return [torch.nonzero(avail_cpu[:, m]).flatten().to(device) for m in range(avail_cpu.shape[1])]
+
+
+def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host-to-device copy that does not block the host (pinned memory on CUDA)."""
+    if device.type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
+
+def _epoch_plan(order: torch.Tensor, mask: torch.Tensor, batch_size: int, device: torch.device
+                ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+    """Every step's sample indices and per-modality present rows, built on the host once per
+    epoch and copied to the device in one transfer, so the steps themselves never sync.
+
+    Under torchrun each rank keeps its shard of every global batch; a last global batch with
+    fewer samples than ranks is dropped.
+    """
+    batches = [D.shard(order[i:i + batch_size]) for i in range(0, len(order), batch_size)
+               if min(batch_size, len(order) - i) >= D.world()]
+    pieces, spans = [], []
+    for idx in batches:
+        a = mask[idx]
+        parts = [idx] + [torch.nonzero(a[:, m]).flatten() for m in range(mask.shape[1])]
+        spans.append([len(p) for p in parts])
+        pieces += parts
+    flat = _to_device(torch.cat(pieces), device) if pieces else torch.empty(0, dtype=torch.long)
+    plan, pos = [], 0
+    for sizes in spans:
+        views = []
+        for n in sizes:
+            views.append(flat[pos:pos + n])
+            pos += n
+        plan.append((views[0], views[1:]))
+    return plan
 
 
 def make_optimizer(model: torch.nn.Module, config: Config
@@ -144,20 +178,23 @@ def make_optimizer(model: torch.nn.Module, config: Config
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, adv: RelativeAdvantage,
                config: Config, xs: list[torch.Tensor], lens: list[torch.Tensor | None],
                avail: torch.Tensor, y: torch.Tensor, clip_groups: tuple[list, list],
-               present: Sequence[torch.Tensor] | None = None) -> LossTerms:
+               present: Sequence[torch.Tensor] | None = None,
+               beta_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+               ) -> LossTerms:
     """One bi-level iteration: forward, the beta step (upper level), one Adam step (lower level).
 
     Args:
         model: the (possibly compiled) RedCore; xs, lens: inputs; avail: ``[B, M]``; y: ``[B]``;
         clip_groups: from :func:`_clip_groups` of the uncompiled model; present: per modality the
-        rows where it is present (from :func:`_present_rows`; avoids a device sync).
+        rows where it is present (from :func:`_epoch_plan`; avoids a device sync); beta_fn:
+        the upper-level step given this batch's reconstruction losses (default ``adv.step``).
     Returns:
         the step's :class:`LossTerms` (device tensors; nothing is read back to the host).
     """
     tc = config.train
     with torch.autocast(avail.device.type, dtype=torch.bfloat16, enabled=tc.bf16):
         out = model(xs, lens, avail, present)
-    terms = compute_losses(out, y, avail, adv.step, config.loss)
+    terms = compute_losses(out, y, avail, beta_fn or adv.step, config.loss)
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     if tc.clip_norm > 0:
@@ -214,13 +251,22 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     splits = data if data is not None else load_data(config.data, seed=seed)
     splits.validate()
     _check_config(config, splits)
-    device = resolve_device(config.train.device)
+    device = D.local_device(resolve_device(config.train.device))
     if config.train.bf16 and device.type != "cuda":
         raise ValueError(f"train.bf16: got True on device {device.type!r}; allowed: True only on CUDA")
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        return _fit(config, splits.to(device), device, checkpoint, resume, callbacks)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = config.train.tf32 and device.type == "cuda"
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
+                         "bf16": config.train.bf16, "compile": config.train.compile,
+                         "tf32": config.train.tf32 and device.type == "cuda"})
+    return result
 
 
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
@@ -228,7 +274,11 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     tc, mods = config.train, splits.modalities
     num_mod, train = len(mods), splits.train
     model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
-    step_model = torch.compile(model) if tc.compile else model
+    net: torch.nn.Module = model
+    if D.world() > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(net) if tc.compile else net
     optimizer, scheduler = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
@@ -274,17 +324,18 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                 raise ValueError(f"train.complete_only: no training sample has every modality under "
                                  f"mask.rates={list(config.mask.rates)}; allowed: rates that leave "
                                  "complete samples")
-        order_cpu = rows[torch.randperm(len(rows), generator=batch_gen)]
-        order = order_cpu.to(device)
-        num_steps = math.ceil(len(order) / tc.batch_size)
+        order = rows[torch.randperm(len(rows), generator=batch_gen)]
+        plan = _epoch_plan(order, mask, tc.batch_size, device)
+        num_steps = len(plan)
         buf = torch.empty(num_steps, 2 + 7 * num_mod, device=device)
         model.train()
-        for s in range(num_steps):
-            idx = order[s * tc.batch_size:(s + 1) * tc.batch_size]
+        for s, (idx, present) in enumerate(plan):
             xs, lens = train.inputs(idx)
-            present = _present_rows(mask[order_cpu[s * tc.batch_size:(s + 1) * tc.batch_size]], device)
-            terms = train_step(step_model, optimizer, adv, config, xs, lens, mask_dev[idx],
-                               train.labels[idx], clip_groups, present)
+            avail = mask_dev[idx]
+            beta_fn = adv.step if D.world() == 1 else (
+                lambda rec, obs, a=avail: adv.step(*D.global_rec(rec, a)))
+            terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
+                               train.labels[idx], clip_groups, present, beta_fn)
             etas.append(adv.eta)
             buf[s] = torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
                                 terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),
@@ -304,7 +355,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         if row["val_f1"] > best["f1"]:
             best = {"epoch": epoch, "f1": row["val_f1"],
                     "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-        if checkpoint is not None:
+        if checkpoint is not None and D.is_main():
             save_checkpoint(checkpoint, {
                 "config": config_to_dict(config), "modalities": list(mods),
                 "dims": list(train.dims), "num_classes": splits.num_classes, "epoch": epoch + 1,

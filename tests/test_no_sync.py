@@ -1,0 +1,58 @@
+"""The training step reads nothing back to the host (no .item(), .cpu(), bool(tensor), ...)."""
+import torch
+from torch.overrides import TorchFunctionMode
+
+import redcore_lite as rc
+from conftest import tiny_config, tiny_splits
+
+READS = {"item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__",
+         "nonzero", "__format__"}
+
+
+class CountReads(TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        if name in READS:
+            self.reads.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+class NoStep:
+    """Stands in for the optimizer (torch's fused Adam is sync-free on CUDA)."""
+
+    def zero_grad(self, set_to_none=True):
+        pass
+
+    def step(self):
+        pass
+
+
+def _step_reads(cfg):
+    splits = tiny_splits(cfg)
+    model = rc.build_model(cfg.model, splits.train.dims, splits.num_classes, seed=0)
+    adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3)
+    mask = rc.make_mask(len(splits.train), cfg.mask.rates, torch.Generator().manual_seed(0))
+    plan = rc.trainer._epoch_plan(torch.arange(len(splits.train)), mask, 16, torch.device("cpu"))
+    groups = rc.trainer._clip_groups(model)
+    counter = CountReads()
+    with counter:
+        for idx, present in plan[:3]:
+            xs, lens = splits.train.inputs(idx)
+            rc.trainer.train_step(model, NoStep(), adv, cfg, xs, lens, mask[idx],
+                                  splits.train.labels[idx], groups, present)
+    return counter.reads
+
+
+def test_training_step_never_reads_back():
+    assert _step_reads(tiny_config(3)) == []
+
+
+def test_counter_catches_a_read():
+    counter = CountReads()
+    with counter:
+        torch.ones(2).sum().item()
+    assert counter.reads == ["item"]
