@@ -29,7 +29,7 @@ from .checkpoint import atomic_write_text, dump_json
 from .config import Config, config_from_dict, config_to_dict, override
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS", "run_config",
-           "run_sweep", "load_table", "mean_ci", "paired_differences", "report"]
+           "run_sweep", "load_table", "mean_ci", "seed_differences", "paired_differences", "report"]
 
 BASELINE = "redcore"
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (see method doc)
@@ -258,18 +258,16 @@ def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float,
     return mean, mean - half, mean + half
 
 
-def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
-                       metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
-                       confidence: float = 0.95,
-                       groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
-    """``baseline - variant`` per seed, summarised per setting, pattern and metric.
+def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
+                     metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
+                     groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+    """``baseline - variant`` per seed, for every other variant, setting, pattern and metric.
 
-    Setting groups (e.g. ``imbalanced``: the six permutations) average each seed's difference over
-    the group's settings first, when every one of them is present. Returns one row per
-    (setting, variant, pattern, metric) with ``n`` (paired seeds), ``baseline_mean``,
-    ``variant_mean``, ``diff`` (positive = baseline better), ``ci_low``, ``ci_high``,
-    ``wins`` (fraction of seeds where the baseline is better, ties count 1/2) and
-    ``distinguishable`` (the interval excludes 0).
+    A setting group (e.g. ``imbalanced``: the six permutations) adds rows that average each seed
+    over the group's settings, where every one of them is present.
+    Returns:
+        Columns ``setting, seed, pattern, metric, baseline, value, variant, diff`` (``value``: the
+        variant's metric; ``diff`` > 0: the baseline is better).
     """
     t = table[(table["split"] == split) & table["metric"].isin(metrics)]
     if baseline not in set(t["variant"]):
@@ -277,30 +275,44 @@ def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
                          f"{sorted(set(t['variant']))}")
     wide = t.pivot_table(index=["setting", "seed", "pattern", "metric"], columns="variant",
                          values="value", aggfunc="first")
-    long = []
+    long = [pd.DataFrame(columns=["setting", "seed", "pattern", "metric", "baseline", "value",
+                                  "variant", "diff"])]
     for v in [v for v in VARIANTS if v in wide.columns and v != baseline] + \
              sorted(set(wide.columns) - set(VARIANTS)):
-        pair = wide[[baseline, v]].dropna().set_axis(["b", "v"], axis=1).reset_index()
-        long.append(pair.assign(variant=v, d=pair["b"] - pair["v"]))
-    if not long:
-        return pd.DataFrame()
+        pair = wide[[baseline, v]].dropna().set_axis(["baseline", "value"], axis=1).reset_index()
+        long.append(pair.assign(variant=v, diff=pair["baseline"] - pair["value"]))
     d = pd.concat(long, ignore_index=True)
+    keys = ["variant", "seed", "pattern", "metric"]
     for name, members in groups.items():
         sub = d[d["setting"].isin(members)]
-        keys = ["variant", "seed", "pattern", "metric"]
-        agg = sub.groupby(keys)[["b", "v", "d"]].mean()
         full = sub.groupby(keys)["setting"].nunique() == len(members)
-        if full.any():
-            d = pd.concat([d, agg[full].reset_index().assign(setting=name)], ignore_index=True)
+        agg = sub.groupby(keys)[["baseline", "value", "diff"]].mean()[full].reset_index()
+        d = pd.concat([d, agg.assign(setting=name)], ignore_index=True)
+    return _order(d, t["pattern"].unique(), ["setting", "variant", "seed", "pattern", "metric"])
+
+
+def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
+                       metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
+                       confidence: float = 0.95,
+                       groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+    """:func:`seed_differences` summarised per setting, variant, pattern and metric.
+
+    Returns:
+        One row each with ``n`` (paired seeds), ``baseline_mean``, ``variant_mean``, ``diff``
+        (mean of ``baseline - variant``), ``ci_low``, ``ci_high`` (t-interval, :func:`mean_ci`),
+        ``wins`` (fraction of seeds where the baseline is better, ties count 1/2) and
+        ``distinguishable`` (the interval excludes 0).
+    """
+    d = seed_differences(table, baseline, metrics, split, groups)
     rows = []
     for (s, v, p, m), g in d.groupby(["setting", "variant", "pattern", "metric"], sort=False):
-        mean, lo, hi = mean_ci(g["d"], confidence)
-        wins = float(((g["d"] > 0) + 0.5 * (g["d"] == 0)).mean())
+        mean, lo, hi = mean_ci(g["diff"], confidence)
         rows.append({"setting": s, "variant": v, "pattern": p, "metric": m, "n": len(g),
-                     "baseline_mean": g["b"].mean(), "variant_mean": g["v"].mean(), "diff": mean,
-                     "ci_low": lo, "ci_high": hi, "wins": wins,
+                     "baseline_mean": g["baseline"].mean(), "variant_mean": g["value"].mean(),
+                     "diff": mean, "ci_low": lo, "ci_high": hi,
+                     "wins": float(((g["diff"] > 0) + 0.5 * (g["diff"] == 0)).mean()),
                      "distinguishable": bool(lo > 0 or hi < 0)})
-    return _order(pd.DataFrame(rows), t["pattern"].unique(), ["setting", "variant", "pattern"])
+    return pd.DataFrame(rows)
 
 
 def _fmt(row: pd.Series) -> str:
