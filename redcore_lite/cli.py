@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from .checkpoint import atomic_write_text, dump_json, load_model
-from .config import PRESETS, Config, config_to_dict, override, preset
+from .config import PRESETS, Config, config_from_dict, config_to_dict, override, preset
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import realised_rates
@@ -341,6 +341,8 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p, dataset_required=True)
     p.add_argument("--preset", default="teach", choices=("auto", *PRESETS),
                    help="base config of every run (default teach; the committed results use teach)")
+    p.add_argument("--config", type=Path, help="base config from a JSON file instead of --preset: "
+                   "a sweep manifest (RESULTS.json) or a config.json written by train")
     p.add_argument("--epochs", type=int, help="total epochs, split as in the preset")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the preset's, auto)")
     p.add_argument("--variants", type=_listed(str), nargs="+",
@@ -359,13 +361,22 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     from . import sweep
 
-    config = config_from_args(args, base=preset(args.preset))
+    base = preset(args.preset)
+    if args.config is not None:
+        import json
+
+        if not args.config.is_file():
+            raise ValueError(f"--config: {str(args.config)!r} does not exist; allowed: a JSON file")
+        saved = json.loads(args.config.read_text())
+        base = config_from_dict(saved.get("config", saved))
+    config = config_from_args(args, base=base)
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
     data = [f"--{k.replace('_', '-')} {' '.join(map(str, _flat(v)) if k == 'views' else v)}"
             for k in ("root", "target_root", "fold", "views", "max_frames")
             if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
-    command = " ".join([PROG, "sweep", args.dataset, *data, "--preset", args.preset,
+    source = ["--config", str(args.config)] if args.config else ["--preset", args.preset]
+    command = " ".join([PROG, "sweep", args.dataset, *data, *source,
                         *([f"--epochs {args.epochs}"] if args.epochs else []),
                         *([f"--device {args.device}"] if args.device else []),
                         "--variants", *variants, "--settings", *settings, "--seeds",

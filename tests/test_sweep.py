@@ -149,8 +149,11 @@ def test_cli_sweep_then_report(tmp_path, capsys):
             "--out", str(out)]
     assert main(args) == 0
     assert main(args) == 0  # a second call finds every run done
+    pinned = args[:2] + ["--config", str(out.with_suffix(".json"))] + args[4:]  # config, no preset
+    assert main(pinned) == 0
     manifest = pd.read_json(out.with_suffix(".json"), typ="series")
-    assert [s["runs_todo"] for s in manifest["sessions"]] == [4, 0]
+    assert [s["runs_todo"] for s in manifest["sessions"]] == [4, 0, 0]
+    assert "--config" in manifest["sessions"][2]["command"]
     assert manifest["sessions"][0]["command"].startswith("redcore-lite sweep synthetic --preset smoke")
     assert main(["report", str(out)]) == 0
     assert (tmp_path / "s_report.md").is_file() and (tmp_path / "s_report.csv").is_file()
