@@ -25,3 +25,22 @@ def test_pattern_metrics_overall_pools_rows():
     df = pattern_metrics(y, logits, ["A", "B"]).set_index("pattern")
     assert df.loc["A", "wa"] == 1.0 and df.loc["B", "wa"] == 0.5
     assert df.loc["overall", "wa"] == 0.75 and df.loc["overall", "n"] == 4
+
+
+def test_pattern_metrics_equal_scikit_learn_on_random_data():
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        c = int(rng.integers(2, 6))
+        n = int(rng.integers(1, 40))
+        y = rng.integers(0, c, n)
+        logits = rng.normal(size=(3, n, c))
+        if trial % 4 == 0:
+            logits[..., 0] += 5  # predictions collapse onto one class
+        df = pattern_metrics(y, logits, ["a", "b", "c"]).set_index("pattern")
+        for p, name in enumerate("abc"):
+            ref = classification_metrics(y, logits[p].argmax(-1))
+            for k in ("wa", "ua", "f1"):
+                assert np.isclose(df.loc[name, k], ref[k], atol=1e-12), (trial, name, k)
+        ref = classification_metrics(np.tile(y, 3), logits.argmax(-1).reshape(-1))
+        for k in ("wa", "ua", "f1"):
+            assert np.isclose(df.loc["overall", k], ref[k], atol=1e-12)
