@@ -2,8 +2,8 @@
 
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
-from . import advantage, config, data, generators, losses, masking, metrics, model, trainer, vib
-from . import sweep
+from . import (advantage, config, data, datasets, distributed, generators, losses, masking, metrics,
+               model, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
 from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, stratified_split
@@ -26,7 +26,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model",
-    "trainer", "vib", "plots", "widgets", "sweep",
+    "trainer", "vib", "plots", "widgets", "sweep", "datasets", "distributed",
     "Config", "preset", "override", "config_to_dict", "config_from_dict",
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",

@@ -148,7 +148,8 @@ def _teach() -> Config:
 
 def _paper() -> Config:
     return Config(
-        data=DataConfig(dims=(130, 342, 1024), seq_len=50, num_classes=4),
+        # release: only A is normalised (by the loader, with the fold's ComParE mean/std)
+        data=DataConfig(dims=(130, 342, 1024), seq_len=50, num_classes=4, normalise=False),
         model=ModelConfig(backbone="transformer", mask_padding=True),
         train=TrainConfig(),
     )

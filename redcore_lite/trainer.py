@@ -206,6 +206,13 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, adv: Re
 def _check_config(config: Config, splits: Splits) -> None:
     num_mod = len(splits.modalities)
     check_rates(config.mask.rates, num_mod, "mask.rates")
+    for mod, x in splits.train.features.items():
+        want = 2 if config.model.backbone == "mlp" else 3
+        if x.dim() != want:
+            shape = "vectors [N, D]" if want == 2 else "frame sequences [N, T, D]"
+            raise ValueError(f"model.backbone: got {config.model.backbone!r} but modality {mod!r} "
+                             f"has shape {tuple(x.shape)}; allowed: {config.model.backbone!r} takes "
+                             f"{shape} (use 'mlp' for vectors, 'transformer' for sequences)")
     t = config.train
     check_positive(t.batch_size, "train.batch_size", integer=True)
     check_positive(t.eval_batch_size, "train.eval_batch_size", integer=True)

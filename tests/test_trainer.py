@@ -195,3 +195,18 @@ def test_bad_train_settings(cfg3, splits3):
 def test_divergence_is_reported_not_silent(cfg3, splits3):
     with pytest.raises(FloatingPointError, match="not finite"):
         rc.fit(rc.override(cfg3, train={"lr": 1e30, "clip_norm": 0.0}), splits3)
+
+
+def test_backbone_must_match_feature_rank(cfg3, splits3):
+    with pytest.raises(ValueError, match="model.backbone.*'transformer' takes frame sequences"):
+        rc.fit(rc.override(cfg3, model={"backbone": "transformer"}), splits3)
+    seq = rc.override(cfg3, data={"seq_len": 6})
+    with pytest.raises(ValueError, match="model.backbone.*'mlp' takes vectors"):
+        rc.fit(seq, rc.load_data(seq.data))
+
+
+def test_sequence_fit_with_transformer(cfg3):
+    cfg = rc.override(cfg3, data={"seq_len": 6}, model={"backbone": "transformer", "num_layers": 1,
+                                                        "num_heads": 2})
+    res = rc.fit(cfg)
+    assert np.isfinite(res.history["loss"]).all() and len(res.test) == 8
