@@ -94,7 +94,7 @@ class InteractiveView:
                 with self.output:
                     from IPython.display import display
 
-                    display(result)
+                    display(*(result if isinstance(result, tuple) else (result,)))
         return result
 
     def _live_redraw(self) -> None:
@@ -124,7 +124,8 @@ def show(view: Callable[..., Any], *, run_button: bool = False, fixed: dict[str,
     """Bind controls to a pure view function, draw the default view once and display it all.
 
     Args:
-        view: called as ``view(**fixed, **{name: control value})``; returns what to show (a Figure).
+        view: called as ``view(**fixed, **{name: control value})``; returns what to show (a Figure,
+            or a tuple of things shown one below the other, e.g. a table and a Figure).
         run_button: redraw only when "run" is clicked (for views that train a model).
         fixed: keyword arguments passed unchanged on every call (data, a config).
         display: display the widgets now (inside a kernel only).

@@ -1,0 +1,240 @@
+"""JupyterLab end to end in a real browser: open a notebook, run all cells, move a slider, and see
+the figure (and a number) follow.
+
+Starts its own JupyterLab on 127.0.0.1 (free port, random token, temporary root holding copies of
+the notebooks, temporary settings/workspaces/runtime dirs, ``CI=true`` so the notebooks use the
+smoke preset) and drives Debian's ``/usr/bin/chromium`` with Playwright (never a downloaded
+browser; ``scripts/setup.sh`` installs chromium with apt-get where it can). Screenshots go to
+``build/screenshots/``. Every kernel is shut down through the REST API, and the server is stopped
+by its process id. Skipped, with the reason, when chromium or playwright is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+SHOTS = REPO / "build" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+# Settings a fresh user would click away: the news/updates toast covers the menus.
+SETTINGS = {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
+                                                            "checkForUpdates": False}}
+RUN_ALL_S = 60  # upper bound for "Run All Cells" (about 5 s for 01 under the smoke preset)
+REDRAW_S = 20  # upper bound for one redraw after a slider move or a click (well under 1 s for 01)
+
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; "
+                "scripts/setup.sh does it when run as root) to run the JupyterLab browser test",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright (python) is not installed: pip install -e .[dev]")
+expect = sync_api.expect
+
+
+@dataclass
+class Lab:
+    """A JupyterLab server this module started: its process, address, token and root dir."""
+
+    proc: subprocess.Popen
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, method: str, path: str) -> object:
+        """Call the REST API (``/api/...``); return the decoded JSON (None when empty)."""
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            body = resp.read()
+        return json.loads(body) if body else None
+
+    def shutdown_kernels(self) -> None:
+        """Shut down every session and kernel through the API, then check that none is left."""
+        for session in self.api("GET", "/api/sessions"):
+            self.api("DELETE", f"/api/sessions/{session['id']}")
+        for kernel in self.api("GET", "/api/kernels"):
+            self.api("DELETE", f"/api/kernels/{kernel['id']}")
+        left = self.api("GET", "/api/kernels")
+        assert left == [], f"kernels still running after shutdown: {left}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server we started (it shuts its kernels down), wait, kill if it hangs."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Lab:
+    tmp = tmp_path_factory.mktemp("jupyterlab")
+    root, settings, workspaces = tmp / "root", tmp / "settings", tmp / "workspaces"
+    for path in (root, settings, workspaces, tmp / "runtime", tmp / "config"):
+        path.mkdir()
+    shutil.copytree(NOTEBOOKS, root / "notebooks", ignore=shutil.ignore_patterns(
+        ".ipynb_checkpoints", "__pycache__", "conftest.py"))  # data resolves via the package
+    for name, values in SETTINGS.items():
+        target = settings / f"{name}.jupyterlab-settings"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(values))
+    port, token, log = _free_port(), secrets.token_hex(16), tmp / "jupyterlab.log"
+    env = {**os.environ, "CI": "true", "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(tmp / "config")}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={workspaces}"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=root, env=env)
+    server = Lab(proc, f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                server.api("GET", "/api/status")
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"JupyterLab not ready in 60 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.25)
+        yield server
+        server.shutdown_kernels()
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(lab: Lab, browser, name: str):
+    """Open ``notebooks/<name>`` in a fresh page; return the page once the notebook is shown."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(30_000)
+    page.goto(f"{lab.url}/lab/tree/notebooks/{name}?reset&token={lab.token}")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
+    toast_no = page.locator(".Toastify__toast").get_by_role("button", name="No", exact=True)
+    if toast_no.count():  # only if the settings above did not silence the news toast
+        toast_no.click()
+    # Run All before the kernel is connected runs nothing, silently: wait for an idle kernel that
+    # this page is connected to (the toolbar reads "idle" even before the kernel exists).
+    deadline = time.monotonic() + 30
+    while not any(s["path"].endswith(name) and s["kernel"]["execution_state"] == "idle"
+                  and s["kernel"]["connections"] > 0 for s in lab.api("GET", "/api/sessions")):
+        assert time.monotonic() < deadline, f"no idle kernel for {name} after 30 s"
+        time.sleep(0.2)
+    page.locator(".jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for()
+    return page
+
+
+def _run_all(page) -> None:
+    """Run → Run All Cells; wait until the last code cell has a number, failing on an error."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    try:
+        status = page.wait_for_function("""() => {
+            const err = document.querySelector('.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.error"]');
+            if (err) return 'error: ' + err.textContent;
+            const prompts = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt');
+            const last = prompts[prompts.length - 1];
+            return last && /^\\[\\d+\\]:$/.test(last.textContent.trim()) ? 'done' : false;
+        }""", timeout=RUN_ALL_S * 1000).json_value()
+    except sync_api.TimeoutError:
+        _shot(page, "run_all_timeout.png")
+        prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+        pytest.fail(f"Run All Cells did not finish in {RUN_ALL_S} s; prompts: {prompts} "
+                    f"(screenshot {SHOTS / 'run_all_timeout.png'})")
+    assert status == "done", f"a cell failed during Run All Cells: {status[:2000]}"
+
+
+def _widget_cell(page):
+    """The code cell holding the interactive view (its sliders), scrolled into view."""
+    cell = page.locator(".jp-CodeCell", has=page.locator(".widget-slider")).last
+    cell.wait_for(state="attached")
+    cell.scroll_into_view_if_needed()
+    cell.locator(".widget-output img").wait_for(state="visible")
+    cell.locator(".widget-output img").scroll_into_view_if_needed()
+    return cell
+
+
+def _slider(cell, name: str):
+    """(handle, readout) of the slider labelled ``name``."""
+    label = cell.page.locator(".widget-label", has_text=re.compile(f"^{name}$"))  # `has` is relative
+    slider = cell.locator(".widget-slider", has=label)
+    return slider.locator(".noUi-handle"), slider.locator(".widget-readout")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def _realised(cell, modality: str) -> tuple[float, float]:
+    """(requested, realised) missing rate of ``modality`` from the realised-rate table on screen."""
+    row = cell.locator(".widget-output table.dataframe tbody tr",
+                       has=cell.page.locator("td", has_text=re.compile(f"^{modality}$")))
+    texts = [t.strip() for t in row.locator("td").all_inner_texts()]  # modality, requested, missing, realised
+    return float(texts[1]), float(texts[3])
+
+
+def test_missing_rate_slider_redraws_the_mask_figure(lab, browser):
+    page = _open(lab, browser, "01_missing_patterns.ipynb")
+    try:
+        _run_all(page)
+        cell = _widget_cell(page)
+        img = cell.locator(".widget-output img")
+        handle, readout = _slider(cell, "r_A")
+        expect(readout).to_have_text("0.20")
+        before_src, before = img.get_attribute("src"), _realised(cell, "A")
+        assert before_src.startswith("data:image/png")
+        assert before[0] == 0.2 and before[1] == pytest.approx(0.2, abs=0.01)
+        _shot(page, "01_missing_patterns_before.png")
+
+        handle.focus()
+        for _ in range(3):  # 0.20 -> 0.35, one keyboard step (0.05) at a time
+            handle.press("ArrowRight")
+        expect(readout).to_have_text("0.35")
+        expect(cell.locator(".widget-output table.dataframe")).to_contain_text("0.35", timeout=REDRAW_S * 1000)
+        expect(img).not_to_have_attribute("src", before_src, timeout=REDRAW_S * 1000)
+        requested, realised = _realised(cell, "A")
+        assert requested == 0.35 and realised == pytest.approx(0.35, abs=0.01) and realised != before[1]
+        _shot(page, "01_missing_patterns_after.png")
+    finally:
+        page.close()
+    lab.shutdown_kernels()
