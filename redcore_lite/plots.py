@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from .masking import pattern_counts
 
 __all__ = ["set_theme", "mask_heatmap", "availability_bars", "pattern_histogram", "mask_overview",
-           "lines", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep"]
+           "lines", "histograms", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep"]
 
 _THEMED = False
 _LABELS = {"beta": "β (weight of Rec_m)", "ra": "relative advantage RA_m",
@@ -156,6 +156,21 @@ def lines(frame: pd.DataFrame, *, xlabel: str = "", ylabel: str = "", title: str
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize="small", ncol=2 if len(frame.columns) > 4 else 1)
+    return _done(fig, own)
+
+
+def histograms(values: Mapping[str, torch.Tensor | np.ndarray], *, xlabel: str = "",
+               title: str = "", bins: int = 30, ax: Axes | None = None) -> Figure:
+    """Overlaid step histograms, one per named sample (e.g. per-modality sigma or KL values)."""
+    own = ax is None
+    fig, ax = _canvas(ax, (5, 3.2))
+    arrays = {k: np.asarray(v.detach().cpu() if isinstance(v, torch.Tensor) else v, float).ravel()
+              for k, v in values.items()}
+    edges = np.histogram_bin_edges(np.concatenate(list(arrays.values())), bins=bins)
+    for i, (name, x) in enumerate(arrays.items()):
+        ax.hist(x, bins=edges, histtype="step", linewidth=1.8, color=f"C{i % 10}", label=name)
+    ax.set(xlabel=xlabel, ylabel="count", title=title)
+    ax.legend(fontsize="small")
     return _done(fig, own)
 
 

@@ -60,6 +60,8 @@ def test_lines_projection_sweep():
     fig = rc.plots.latent_projection(real, gen, torch.arange(30) % 3)
     assert closed(fig) and len(fig.axes[0].collections) == 2 * 3 + 1
     table = pd.DataFrame({"w": [0, 1, 0, 1], "f1": [0.5, 0.6, 0.4, 0.7], "seed": [0, 0, 1, 1]})
+    fig = rc.plots.histograms({"A": real[:, 0], "V": gen[:, 0]}, xlabel="x")
+    assert closed(fig) and len(fig.axes[0].patches) == 2
     fig = rc.plots.sweep(table, "w", "f1", unit="seed")
     assert closed(fig) and len(fig.axes[0].lines) == 3
 
