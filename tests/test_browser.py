@@ -1,5 +1,5 @@
-"""JupyterLab end to end in a real browser: open a notebook, run all cells, move a slider, and see
-the figure (and a number) follow.
+"""JupyterLab end to end in a real browser: open a notebook, run it, move a slider or click "run",
+and see the figure (and a number) follow.
 
 Starts its own JupyterLab on 127.0.0.1 (free port, random token, temporary root holding copies of
 the notebooks, temporary settings/workspaces/runtime dirs, ``CI=true`` so the notebooks use the
@@ -10,6 +10,7 @@ by its process id. Skipped, with the reason, when chromium or playwright is miss
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,7 +38,8 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 SETTINGS = {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
                                                             "checkForUpdates": False}}
 RUN_ALL_S = 60  # upper bound for "Run All Cells" (about 5 s for 01 under the smoke preset)
-REDRAW_S = 20  # upper bound for one redraw after a slider move or a click (well under 1 s for 01)
+REDRAW_S = 20  # upper bound for one redraw after a slider move (well under 1 s for 01)
+RETRAIN_S = 60  # upper bound for the retraining behind 03's "run" button
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium; "
@@ -183,6 +185,20 @@ def _run_all(page) -> None:
     assert status == "done", f"a cell failed during Run All Cells: {status[:2000]}"
 
 
+def _run_cells(page, *markers: str) -> None:
+    """Run, in order and with Shift+Enter, the code cells whose source contains each marker."""
+    for marker in markers:
+        cell = page.locator(".jp-NotebookPanel .jp-CodeCell", has_text=marker)
+        expect(cell, f"one code cell should contain {marker!r}").to_have_count(1)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").click()
+        page.keyboard.press("Shift+Enter")
+        expect(cell.locator(".jp-InputPrompt"), f"the cell {marker!r} did not finish").to_have_text(
+            re.compile(r"^\[\d+\]:$"), timeout=RUN_ALL_S * 1000)
+        error = cell.locator('[data-mime-type="application/vnd.jupyter.error"]')
+        assert error.count() == 0, f"the cell {marker!r} failed: {error.first.text_content()[:2000]}"
+
+
 def _widget_cell(page):
     """The code cell holding the interactive view (its sliders), scrolled into view."""
     cell = page.locator(".jp-CodeCell", has=page.locator(".widget-slider")).last
@@ -203,6 +219,19 @@ def _slider(cell, name: str):
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name))
+
+
+def _new_png(img, before: str, what: str, timeout: float = REDRAW_S) -> str:
+    """Wait until ``img`` shows a PNG other than ``before``; return its src (fail after timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        src = img.first.get_attribute("src", timeout=1000) if img.count() == 1 else None
+        if src and src.startswith("data:image/png") and src != before:
+            return src
+        time.sleep(0.2)
+    digest = hashlib.sha1(before.encode()).hexdigest()[:12]
+    pytest.fail(f"{what}: the PNG did not change in {timeout} s (still sha1 {digest}); "
+                "is the control bound to its view?")
 
 
 def _realised(cell, modality: str) -> tuple[float, float]:
@@ -230,11 +259,45 @@ def test_missing_rate_slider_redraws_the_mask_figure(lab, browser):
         for _ in range(3):  # 0.20 -> 0.35, one keyboard step (0.05) at a time
             handle.press("ArrowRight")
         expect(readout).to_have_text("0.35")
-        expect(cell.locator(".widget-output table.dataframe")).to_contain_text("0.35", timeout=REDRAW_S * 1000)
-        expect(img).not_to_have_attribute("src", before_src, timeout=REDRAW_S * 1000)
+        _new_png(img, before_src, "the mask figure after r_A moved 0.20 -> 0.35")
+        expect(cell.locator(".widget-output table.dataframe"), "the realised-rate table did not "
+               "follow r_A").to_contain_text("0.35", timeout=REDRAW_S * 1000)
         requested, realised = _realised(cell, "A")
         assert requested == 0.35 and realised == pytest.approx(0.35, abs=0.01) and realised != before[1]
         _shot(page, "01_missing_patterns_after.png")
     finally:
         page.close()
     lab.shutdown_kernels()
+
+
+def test_run_button_retrains_and_redraws_beta(lab, browser):
+    page = _open(lab, browser, "03_relative_advantage.ipynb")
+    try:
+        # Run All takes ~100 s under CI (a sweep of 6 trainings): run what the view needs, as a user
+        # who jumps to the sliders would: the parameters, the set-up, the view and the widget.
+        _run_cells(page, "PRESET: str", "res = rc.fit(cfg)", "def live_history", "rc.widgets.show(view")
+        cell = _widget_cell(page)
+        img = cell.locator(".widget-output img")
+        before_src = img.get_attribute("src")
+        assert before_src.startswith("data:image/png")  # the beta / RA / EMA view of the defaults
+        handle, readout = _slider(cell, "r_A")
+        expect(readout).to_have_text("0.20")
+        _shot(page, "03_relative_advantage_before.png")
+
+        handle.focus()
+        for _ in range(6):  # r_A 0.20 -> 0.50: A is no longer the least-missing modality
+            handle.press("ArrowRight")
+        expect(readout).to_have_text("0.50")
+        expect(cell, "moving a slider should ask for a click").to_contain_text("changed: click run")
+        assert img.get_attribute("src") == before_src, "the view retrained before 'run' was clicked"
+
+        cell.get_by_role("button", name="run", exact=True).click()
+        _new_png(img, before_src, "the beta plot after r_A moved 0.20 -> 0.50 and 'run' was clicked",
+                 timeout=RETRAIN_S)
+        expect(cell, "the status should clear after the run").not_to_contain_text(
+            re.compile("click run|running"), timeout=REDRAW_S * 1000)
+        _shot(page, "03_relative_advantage_after.png")
+    finally:
+        page.close()
+    lab.shutdown_kernels()
+
