@@ -316,8 +316,8 @@ def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
 
 
 def _fmt(row: pd.Series) -> str:
-    star = "*" if row["distinguishable"] else ""
-    return f"{row['diff']:+.3f}{star} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+    return (f"{row['diff']:+.3f}{'*' if row['distinguishable'] else ''} "
+            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]")
 
 
 def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: str = "Ablations",
@@ -337,9 +337,11 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
              f"Test split. Each number is **{baseline} minus variant** (positive: {baseline} is "
              f"better), the mean over {n} paired seeds, with a {pct} t-interval in brackets; `*` marks "
              "a difference distinguishable from zero (the interval excludes 0). *wins*: fraction of "
-             f"seeds where {baseline} is better (ties count 1/2). `imbalanced` averages each seed over "
-             "the six permutations of (0.2, 0.5, 0.8) before the interval. No correction for multiple "
-             f"comparisons: about {1 - confidence:.0%} of truly null comparisons exclude 0 by chance.",
+             f"seeds where {baseline} is better (ties count 1/2). "
+             + "".join(f"`{g}` averages each seed over {', '.join(m)} first. " for g, m in
+                       SETTING_GROUPS.items() if g in set(diffs["setting"]))
+             + "No correction for multiple comparisons: about "
+             f"{1 - confidence:.0%} of truly null comparisons exclude 0 by chance.",
              "", "## Overall (every test pattern pooled)", "",
              f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
              f"ΔWA [{pct} CI] | wins WA |", "|---|---|---|---|---|---|---|---|"]
