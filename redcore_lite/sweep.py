@@ -28,8 +28,9 @@ import torch
 from .checkpoint import atomic_write_text, dump_json
 from .config import Config, config_from_dict, config_to_dict, override
 
-__all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS", "run_config",
-           "run_sweep", "load_table", "mean_ci", "seed_differences", "paired_differences", "report"]
+__all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
+           "run_config", "run_sweep", "load_table", "mean_ci", "seed_differences",
+           "paired_differences", "report"]
 
 BASELINE = "redcore"
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (see method doc)
@@ -72,10 +73,6 @@ def run_config(base: Config, variant: str, setting: str, seed: int) -> Config:
     return override(cfg, **VARIANTS[variant]) if VARIANTS[variant] else cfg
 
 
-def _rates_str(rates: Sequence[float]) -> str:
-    return "/".join(f"{r:g}" for r in rates)
-
-
 def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int], str, float]:
     """Worker: train one run; its tidy rows as CSV text (no header) and the CPU seconds it took."""
     from .trainer import fit
@@ -83,7 +80,7 @@ def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int],
     variant, setting, seed = key
     cpu = time.process_time()
     result = fit(run_config(base, variant, setting, seed))
-    rates = _rates_str(SETTINGS[setting])
+    rates = "/".join(f"{r:g}" for r in SETTINGS[setting])
     lines = []
     for split, frame in (("val", result.val), ("test", result.test)):
         for row in frame.itertuples(index=False):
@@ -91,14 +88,6 @@ def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int],
                 lines.append(f"{variant},{setting},{rates},{seed},{split},{row.pattern},{m},"
                              f"{getattr(row, m):.4f}\n")
     return key, "".join(lines), time.process_time() - cpu
-
-
-def _init_worker() -> None:
-    torch.set_num_threads(1)
-
-
-def _expected_rows(rates: str) -> int:
-    return 2 * 2 ** len(rates.split("/")) * len(METRICS)  # splits x (2^M - 1 patterns + overall)
 
 
 def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
@@ -116,10 +105,12 @@ def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
     complete = text[:text.rfind("\n") + 1]
     table = pd.read_csv(io.StringIO(complete), dtype={"rates": str, "pattern": str})
     if list(table.columns) != COLUMNS:
-        raise ValueError(f"path: {str(path)!r} has columns {list(table.columns)}; allowed: {COLUMNS}")
+        raise ValueError(f"path: {str(path)!r} has columns {list(table.columns)}; "
+                         f"allowed: {COLUMNS}")
     keys = ["variant", "setting", "seed"]
     counts = table.groupby(keys)["value"].transform("size")
-    expected = table["rates"].map(_expected_rows)
+    # rows per run: 2 splits x (2^M - 1 patterns + overall) x metrics, M = number of rates
+    expected = table["rates"].map(lambda r: 2 * 2 ** len(r.split("/")) * len(METRICS))
     table = table[(counts == expected) & table["value"].notna()].reset_index(drop=True)
     if repair and (len(complete) != len(text) or len(table) != len(counts)):
         atomic_write_text(path, table.to_csv(index=False, float_format="%.4f"))
@@ -151,7 +142,7 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
 
     Args:
         base: the config every run starts from (its ``mask.rates`` and ``train.seed`` are replaced).
-        path: the tidy CSV; ``path.with_suffix('.json')`` is the manifest (config, versions, commands).
+        path: the tidy CSV; ``path.with_suffix('.json')`` is the manifest (config, sessions).
         seeds: a count (seeds 0..n-1) or the seeds themselves.
         workers: processes (spawn, one torch thread each); 1 runs in this process.
         command: the command line to record in the manifest.
@@ -215,7 +206,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
                 torch.set_num_threads(threads)
         else:
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads,
+                                       initargs=(1,))
             try:
                 for fut in as_completed([pool.submit(_run, base, key) for key in todo]):
                     record(*fut.result())
@@ -332,12 +324,13 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
     """
     diffs = paired_differences(table, baseline, ("f1", "wa"), "test", confidence)
     pct = f"{confidence:.0%}"
-    n = f"{diffs['n'].min()}–{diffs['n'].max()}" if diffs["n"].nunique() > 1 else str(diffs["n"].iloc[0])
+    lo, hi = diffs["n"].min(), diffs["n"].max()
+    n = f"{lo}–{hi}" if lo != hi else str(lo)
     lines = [f"# {title}", "",
              f"Test split. Each number is **{baseline} minus variant** (positive: {baseline} is "
-             f"better), the mean over {n} paired seeds, with a {pct} t-interval in brackets; `*` marks "
-             "a difference distinguishable from zero (the interval excludes 0). *wins*: fraction of "
-             f"seeds where {baseline} is better (ties count 1/2). "
+             f"better), the mean over {n} paired seeds, with a {pct} t-interval in brackets; "
+             "`*` marks a difference distinguishable from zero (the interval excludes 0). *wins*: "
+             f"fraction of seeds where {baseline} is better (ties count 1/2). "
              + "".join(f"`{g}` averages each seed over {', '.join(m)} first. " for g, m in
                        SETTING_GROUPS.items() if g in set(diffs["setting"]))
              + "No correction for multiple comparisons: about "
@@ -348,8 +341,8 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
     ov = diffs[diffs["pattern"] == "overall"].set_index(["setting", "variant", "metric"])
     for s, v in dict.fromkeys((s, v) for s, v, _ in ov.index):
         f, w = ov.loc[(s, v, "f1")], ov.loc[(s, v, "wa")]
-        lines.append(f"| {s} | {v} | {f['baseline_mean']:.3f} | {f['variant_mean']:.3f} | {_fmt(f)} "
-                     f"| {f['wins']:.2f} | {_fmt(w)} | {w['wins']:.2f} |")
+        lines.append(f"| {s} | {v} | {f['baseline_mean']:.3f} | {f['variant_mean']:.3f} | "
+                     f"{_fmt(f)} | {f['wins']:.2f} | {_fmt(w)} | {w['wins']:.2f} |")
     lines += ["", "## Which overall differences are distinguishable from zero", ""]
     for metric, label in (("f1", "macro-F1"), ("wa", "WA")):
         o = diffs[(diffs["pattern"] == "overall") & (diffs["metric"] == metric)]

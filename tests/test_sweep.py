@@ -35,15 +35,16 @@ def test_mean_ci_matches_hand_values():
 def test_paired_differences_match_hand_values():
     # no_ra: d = 0.1, 0.0, 0.3 -> mean 0.13333, sd 0.152753, t(0.975, 2) = 4.302653 -> ±0.379460
     # uniform: d = 0.10, 0.12, 0.11 -> mean 0.11, sd 0.01 -> ±0.024841 (excludes 0)
-    out = sweep.paired_differences(_table({"no_ra": [0.1, 0.0, 0.3], "uniform": [0.10, 0.12, 0.11]}),
-                                   metrics=("f1",)).set_index("variant")
+    table = _table({"no_ra": [0.1, 0.0, 0.3], "uniform": [0.10, 0.12, 0.11]})
+    out = sweep.paired_differences(table, metrics=("f1",)).set_index("variant")
     a, b = out.loc["no_ra"], out.loc["uniform"]
     assert a["n"] == 3 and a["diff"] == pytest.approx(0.133333, abs=1e-6)
     assert (a["ci_low"], a["ci_high"]) == pytest.approx((-0.246127, 0.512794), abs=1e-5)
     assert a["wins"] == pytest.approx(2.5 / 3) and not a["distinguishable"]
     assert (b["ci_low"], b["ci_high"]) == pytest.approx((0.085159, 0.134841), abs=1e-5)
     assert b["wins"] == 1.0 and b["distinguishable"]
-    assert a["baseline_mean"] == pytest.approx(0.8) and a["variant_mean"] == pytest.approx(0.66667, abs=1e-5)
+    assert a["baseline_mean"] == pytest.approx(0.8)
+    assert a["variant_mean"] == pytest.approx(0.66667, abs=1e-5)
 
 
 def test_setting_group_averages_each_seed_first():
@@ -70,7 +71,8 @@ def test_run_config_and_bad_names():
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> pd.DataFrame:
     """An uninterrupted sweep of four tiny runs."""
-    return sweep.run_sweep(tiny_config(3), tmp_path_factory.mktemp("ref") / "r.csv", workers=1, **GRID)
+    path = tmp_path_factory.mktemp("ref") / "r.csv"
+    return sweep.run_sweep(tiny_config(3), path, workers=1, **GRID)
 
 
 def test_table_is_tidy_and_paired(reference):
@@ -97,7 +99,8 @@ def test_killed_sweep_resumes_without_redoing_runs(tmp_path, reference):
     table = sweep.run_sweep(tiny_config(3), path, workers=1,
                             on_run=lambda key, n: redone.append(key), **GRID)
     assert len(redone) == 2 and not set(redone) & set(first)  # only the two missing runs
-    assert set(redone) | set(first) == set(itertools.product(["redcore", "no_ra"], ["balanced"], [0, 1]))
+    every = set(itertools.product(["redcore", "no_ra"], ["balanced"], [0, 1]))
+    assert set(redone) | set(first) == every
     pd.testing.assert_frame_equal(table, reference)
     manifest = pd.read_json(path.with_suffix(".json"), typ="series")
     assert [s["runs_finished"] for s in manifest["sessions"]] == [2, 2]
@@ -124,10 +127,11 @@ def test_two_worker_processes_give_the_same_table(tmp_path, reference):
 
 def test_different_base_config_is_refused(tmp_path, reference):
     path = tmp_path / "r.csv"
-    sweep.run_sweep(tiny_config(3), path, workers=1, variants=["redcore"], settings=["none"], seeds=1)
+    one = {"variants": ["redcore"], "settings": ["none"], "seeds": 1}
+    sweep.run_sweep(tiny_config(3), path, workers=1, **one)
     other = tiny_config(3, train={"lr": 1e-3})
     with pytest.raises(ValueError, match="different base config"):
-        sweep.run_sweep(other, path, workers=1, variants=["redcore"], settings=["none"], seeds=1)
+        sweep.run_sweep(other, path, workers=1, **one)
 
 
 def test_report_states_what_is_distinguishable(tmp_path, reference):
@@ -154,7 +158,8 @@ def test_cli_sweep_then_report(tmp_path, capsys):
     manifest = pd.read_json(out.with_suffix(".json"), typ="series")
     assert [s["runs_todo"] for s in manifest["sessions"]] == [4, 0, 0]
     assert "--config" in manifest["sessions"][2]["command"]
-    assert manifest["sessions"][0]["command"].startswith("redcore-lite sweep synthetic --preset smoke")
+    command = manifest["sessions"][0]["command"]
+    assert command.startswith("redcore-lite sweep synthetic --preset smoke")
     assert main(["report", str(out)]) == 0
     assert (tmp_path / "s_report.md").is_file() and (tmp_path / "s_report.csv").is_file()
     assert "macro-F1, redcore better" in capsys.readouterr().out
