@@ -90,6 +90,19 @@ def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int],
     return key, "".join(lines), time.process_time() - cpu
 
 
+def _init_worker(parent: int) -> None:
+    """One torch thread; exit when the parent dies (a killed sweep leaves no idle workers)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    torch.set_num_threads(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
     """The tidy results of finished runs; a truncated last line and incomplete runs are dropped.
 
@@ -206,8 +219,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
                 torch.set_num_threads(threads)
         else:
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads,
-                                       initargs=(1,))
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                       initargs=(os.getpid(),))
             try:
                 for fut in as_completed([pool.submit(_run, base, key) for key in todo]):
                     record(*fut.result())
