@@ -210,3 +210,17 @@ def test_sequence_fit_with_transformer(cfg3):
                                                         "num_heads": 2})
     res = rc.fit(cfg)
     assert np.isfinite(res.history["loss"]).all() and len(res.test) == 8
+
+
+def test_atomic_writes_have_normal_permissions(tmp_path):
+    import os
+
+    from redcore_lite.checkpoint import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
+    assert path.read_text() == "x" and not list(tmp_path.glob(".*tmp"))
