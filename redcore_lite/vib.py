@@ -55,7 +55,7 @@ class _Block(nn.Module):
         self.out = nn.Linear(d, d)
         self.fc = nn.Linear(d, 4 * d)
         self.proj = nn.Linear(4 * d, d)
-        self.drop = Dropout(ff_dropout)
+        self.drop = Dropout(ff_dropout, quantised=True)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
         """``x: [B, T, d]``; ``attn_bias: [B, 1, 1, T]`` additive (0 or -inf), or None."""
@@ -66,7 +66,7 @@ class _Block(nn.Module):
             scores = q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5
             if attn_bias is not None:
                 scores = scores + attn_bias
-            a = dropout(scores.softmax(-1), p, True) @ v
+            a = dropout(scores.softmax(-1), p, True, quantised=True) @ v
         else:
             mask = None if attn_bias is None else attn_bias.to(q.dtype)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
