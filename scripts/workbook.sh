@@ -12,6 +12,6 @@ shopt -s nullglob
 for nb in notebooks/[0-9]*.ipynb; do
   name=$(basename "$nb")
   echo "running $name (PRESET=$preset)"
-  .venv/bin/python -m papermill "$nb" "$out/$name" -k python3 --cwd notebooks -p PRESET "$preset" --log-level WARNING
+  .venv/bin/python -m papermill "$nb" "$out/$name" -k python3 --cwd notebooks -p PRESET "$preset" --log-level WARNING --no-progress-bar
 done
 echo "Executed notebooks are in $(pwd)/$out"
