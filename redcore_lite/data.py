@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ._checks import check_finite
+
+if TYPE_CHECKING:
+    from .config import DataConfig
 
 __all__ = ["MultimodalData", "Splits", "stratified_split", "normalise", "make_synthetic",
            "load_data"]
@@ -206,10 +210,8 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
     return MultimodalData(feats, y.long(), num_classes, lengths)
 
 
-def load_data(config: "DataConfig", seed: int = 0) -> Splits:  # noqa: F821
+def load_data(config: DataConfig, seed: int = 0) -> Splits:
     """The splits a config names (synthetic, or a real dataset of :mod:`.datasets`), normalised."""
-    from .config import DataConfig  # noqa: F401  (for the annotation)
-
     if config.name != "synthetic":
         from .datasets import load_named  # mfeat, iemocap, msp, mosei
 
