@@ -237,9 +237,9 @@ def _new_png(img, before: str, what: str, timeout: float = REDRAW_S) -> str:
 def _realised(cell, modality: str) -> tuple[float, float]:
     """(requested, realised) missing rate of ``modality`` from the realised-rate table on screen."""
     row = cell.locator(".widget-output table.dataframe tbody tr",
-                       has=cell.page.locator("td", has_text=re.compile(f"^{modality}$")))
-    texts = [t.strip() for t in row.locator("td").all_inner_texts()]  # modality, requested, missing, realised
-    return float(texts[1]), float(texts[3])
+                       has=cell.page.locator("th", has_text=re.compile(f"^{modality}$")))
+    texts = [t.strip() for t in row.locator("td").all_inner_texts()]  # requested, missing, realised
+    return float(texts[0]), float(texts[2])
 
 
 def test_missing_rate_slider_redraws_the_mask_figure(lab, browser):
