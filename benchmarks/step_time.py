@@ -93,7 +93,7 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int) -> dict:
         opt, _ = rc.trainer.make_optimizer(model, cfg)
         adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
         groups = rc.trainer._clip_groups(model)
-        present = rc.trainer._present_rows(avail.cpu(), device)  # as the trainer's epoch plan
+        present = rc.trainer._epoch_plan(torch.arange(BATCH), avail.cpu(), BATCH, device)[0][1]
         ms = _time_steps(lambda: rc.trainer.train_step(step_model, opt, adv, cfg, xs, lens, avail,
                                                        y, groups, present), device, steps, warmup)
     return {"case": case, "ms_per_step": ms, "samples_per_s": BATCH / ms * 1000,

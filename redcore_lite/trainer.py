@@ -122,11 +122,6 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
             g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
 
 
-def _present_rows(avail_cpu: torch.Tensor, device: torch.device) -> list[torch.Tensor]:
-    """Per modality, the batch rows where it is present (computed on the host)."""
-    return [torch.nonzero(avail_cpu[:, m]).flatten().to(device) for m in range(avail_cpu.shape[1])]
-
-
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Host-to-device copy that does not block the host (pinned memory on CUDA)."""
     if device.type == "cuda":
@@ -292,7 +287,6 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     batch_gen = torch.Generator().manual_seed(tc.seed + 2)
     mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
     clip_groups = _clip_groups(model)
-    patterns = eval_patterns(num_mod)
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
     epoch_rows: list[dict[str, Any]] = []

@@ -13,7 +13,7 @@ A test drives the returned :class:`InteractiveView`: set ``view.controls[name].v
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W
