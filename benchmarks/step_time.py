@@ -5,10 +5,17 @@ Cases (each in its own process, so peak memory is per case):
                lengths 50/20/20), one full bi-level step (forward, beta step, backward, clip, Adam)
   paper-bf16   the same under bf16 autocast (CUDA only)
   paper-compiled  bf16 + torch.compile (CUDA only)
+  paper-tf32   fp32 with TF32 matmuls (CUDA only)
   release      the release's step re-implemented in benchmarks/release_reference.py
   teach        a whole `teach` fit on the synthetic data (30 epochs): seconds and ms per step
 
 Usage:  python benchmarks/step_time.py [--device cpu|cuda] [--steps 20] [--cases paper,release,teach]
+        [--batch 128] [--batches 1] [--profile] [--timeout 300]
+``--batches K`` rotates over K different random batches (different masks, so different numbers of
+present rows: what a compiled model meets in training); ``--profile`` adds, on CUDA, the kernels
+launched per step and the GPU-busy milliseconds per step (torch.profiler over 3 steps), which says
+whether a step is bound by the GPU or by launching work. A case that fails or runs past
+``--timeout`` seconds is recorded with its error and the others still run.
 Prints a table and writes benchmarks/results/step_time_<device>.json (atomically).
 """
 from __future__ import annotations
@@ -35,14 +42,31 @@ from redcore_lite.checkpoint import dump_json  # noqa: E402
 DIMS, LENS, BATCH = (130, 342, 1024), (50, 20, 20), 128
 
 
-def _batch(device: torch.device, gen: torch.Generator):
-    xs = [torch.randn(BATCH, t, d, generator=gen).to(device) for t, d in zip(LENS, DIMS)]
-    lens = [torch.randint(t // 2, t + 1, (BATCH,), generator=gen).to(device) for t in LENS]
+def _batch(device: torch.device, gen: torch.Generator, batch: int = BATCH):
+    xs = [torch.randn(batch, t, d, generator=gen).to(device) for t, d in zip(LENS, DIMS)]
+    lens = [torch.randint(t // 2, t + 1, (batch,), generator=gen).to(device) for t in LENS]
     for x, ln in zip(xs, lens):
         x.mul_((torch.arange(x.shape[1], device=device) < ln[:, None])[..., None])
-    avail = rc.make_mask(BATCH, (0.2, 0.5, 0.8), gen).to(device)
-    y = torch.randint(0, 4, (BATCH,), generator=gen).to(device)
+    avail = rc.make_mask(batch, (0.2, 0.5, 0.8), gen).to(device)
+    y = torch.randint(0, 4, (batch,), generator=gen).to(device)
     return xs, lens, avail, y
+
+
+def _profile(step, device, steps: int = 3) -> dict:
+    """Kernels launched and GPU-busy ms per step, from torch.profiler (CUDA only)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    kernels, busy_us = 0, 0.0
+    for evt in prof.events():
+        if evt.device_type == torch.autograd.DeviceType.CUDA:
+            kernels += 1
+            busy_us += getattr(evt, "device_time", None) or getattr(evt, "cuda_time", 0.0)
+    return {"kernels_per_step": kernels / steps, "gpu_busy_ms_per_step": busy_us / steps / 1000}
 
 
 def _sync(device):
@@ -67,7 +91,8 @@ def _time_steps(step, device, steps, warmup) -> float:
     return (time.perf_counter() - t0) / steps * 1000
 
 
-def run_case(case: str, device: torch.device, steps: int, warmup: int) -> dict:
+def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: int = BATCH,
+             batches: int = 1, prof: bool = False) -> dict:
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     if case == "teach":
@@ -79,25 +104,59 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int) -> dict:
         return {"case": case, "seconds": secs, "steps": n, "ms_per_step": secs / n * 1000,
                 "samples_per_s": n * cfg.train.batch_size / secs, "peak_mb": _peak_mb(device),
                 "test_f1": float(res.test.set_index("pattern").loc["overall", "f1"])}
-    xs, lens, avail, y = _batch(device, gen)
+    data = [_batch(device, gen, batch) for _ in range(batches)]
+    turn = iter(range(1 << 62))
+
+    def next_batch():
+        return data[next(turn) % batches]
+
     if case == "release":
         from release_reference import ReleaseStep
         rel = ReleaseStep(DIMS, 4, device=device)
-        ms = _time_steps(lambda: rel(xs[0], xs[1], xs[2], avail.long(), y), device, steps, warmup)
+
+        def step():
+            xs, _, avail, y = next_batch()
+            rel(xs[0], xs[1], xs[2], avail.long(), y)
     else:
         cfg = rc.preset("paper")
         bf16 = case in ("paper-bf16", "paper-compiled")
-        cfg = rc.override(cfg, train={"bf16": bf16, "compile": case == "paper-compiled"})
+        cfg = rc.override(cfg, train={"bf16": bf16, "compile": case == "paper-compiled",
+                                      "tf32": case == "paper-tf32"})
+        torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32  # what fit() sets for the run
         model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
         step_model = torch.compile(model) if cfg.train.compile else model
         opt, _ = rc.trainer.make_optimizer(model, cfg)
         adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
         groups = rc.trainer._clip_groups(model)
-        present = rc.trainer._epoch_plan(torch.arange(BATCH), avail.cpu(), BATCH, device)[0][1]
-        ms = _time_steps(lambda: rc.trainer.train_step(step_model, opt, adv, cfg, xs, lens, avail,
-                                                       y, groups, present), device, steps, warmup)
-    return {"case": case, "ms_per_step": ms, "samples_per_s": BATCH / ms * 1000,
-            "peak_mb": _peak_mb(device), "steps": steps}
+        presents = [rc.trainer._epoch_plan(torch.arange(batch), d[2].cpu(), batch, device)[0][1]
+                    for d in data]
+
+        def step():
+            k = next(turn) % batches
+            xs, lens, avail, y = data[k]
+            rc.trainer.train_step(step_model, opt, adv, cfg, xs, lens, avail, y, groups, presents[k])
+    ms = _time_steps(step, device, steps, warmup)
+    row = {"case": case, "batch": batch, "batches": batches, "ms_per_step": ms,
+           "samples_per_s": batch / ms * 1000, "peak_mb": _peak_mb(device), "steps": steps}
+    if prof and device.type == "cuda":
+        try:
+            row.update(_profile(step, device))
+        except Exception as err:  # the profiler is a diagnostic: never lose the timing for it
+            row["profile_error"] = repr(err)
+    return row
+
+
+def _line(r: dict) -> str:
+    name = f"{r['case']} (B={r.get('batch', BATCH)})"
+    if "error" in r:
+        return f"{name:26s} FAILED: {r['error']}"
+    text = (f"{name:26s} {r['ms_per_step']:9.2f} ms/step {r['samples_per_s']:9.0f} samples/s "
+            f"peak {r['peak_mb']:7.0f} MB")
+    if "seconds" in r:
+        text += f"  ({r['seconds']:.2f} s total)"
+    if "kernels_per_step" in r:
+        text += f"  {r['kernels_per_step']:.0f} kernels, GPU busy {r['gpu_busy_ms_per_step']:.2f} ms/step"
+    return text
 
 
 def main() -> None:
@@ -106,31 +165,41 @@ def main() -> None:
     ap.add_argument("--cases", default=None, help="comma-separated (default: all for the device)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=BATCH, help="samples per step (paper/release)")
+    ap.add_argument("--batches", type=int, default=1, help="distinct random batches to rotate over")
+    ap.add_argument("--profile", action="store_true", help="CUDA: kernels and GPU-busy ms per step")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per case (default: none)")
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/...)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.child:
-        print(json.dumps(run_case(args.child, device, args.steps, args.warmup)))
+        print(json.dumps(run_case(args.child, device, args.steps, args.warmup, args.batch,
+                                  args.batches, args.profile)))
         return
     cuda = device.type == "cuda"
     cases = (args.cases.split(",") if args.cases else
-             ["paper", "release", "teach"] + (["paper-bf16", "paper-compiled"] if cuda else []))
+             ["paper", "release", "teach"] + (["paper-tf32", "paper-bf16", "paper-compiled"] if cuda else []))
     rows = []
     for case in cases:
-        out = subprocess.run([sys.executable, __file__, "--child", case, "--device", args.device,
-                              "--steps", str(args.steps), "--warmup", str(args.warmup)],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{case:15s} {r['ms_per_step']:9.1f} ms/step {r['samples_per_s']:9.0f} samples/s "
-              f"peak {r['peak_mb']:7.0f} MB" + (f"  ({r['seconds']:.2f} s total)" if "seconds" in r else ""),
-              flush=True)
+        cmd = [sys.executable, __file__, "--child", case, "--device", args.device,
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
+               "--batches", str(args.batches)] + (["--profile"] if args.profile else [])
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.timeout)
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        except subprocess.CalledProcessError as err:
+            tail = (err.stderr or "").strip().splitlines()[-3:]
+            rows.append({"case": case, "batch": args.batch, "error": " | ".join(tail)})
+        except subprocess.TimeoutExpired:
+            rows.append({"case": case, "batch": args.batch, "error": f"timed out after {args.timeout} s"})
+        print(_line(rows[-1]), flush=True)
     info = {"machine": platform.platform(), "processor": platform.processor(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": str(device),
             "gpu": torch.cuda.get_device_name(device) if cuda else None,
-            "redcore_lite": rc.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+            "redcore_lite": rc.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "batch": args.batch, "batches": args.batches, "steps": args.steps, "warmup": args.warmup}
     path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"step_time_{device.type}.json"
     dump_json(path, {"info": info, "results": rows})
     print(f"results written to {path}")

@@ -1,10 +1,18 @@
-"""Shared tiny fixtures: a smoke config and small synthetic splits."""
+"""Shared tiny fixtures: a smoke config and small synthetic splits.
+
+``REDCORE_TEST_DEVICE=cuda pytest tests/`` runs the fixtures' fits on a GPU (default: cpu).
+"""
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 
 import redcore_lite as rc
+
+
+TEST_DEVICE = os.environ.get("REDCORE_TEST_DEVICE", "cpu")
 
 
 def tiny_config(num_modalities: int = 3, **sections) -> rc.Config:
@@ -14,7 +22,8 @@ def tiny_config(num_modalities: int = 3, **sections) -> rc.Config:
     cfg = rc.override(cfg, data={"dims": (6, 5, 4, 3)[:num_modalities],
                                  "snr": (1.5,) * num_modalities, "num_samples": 120},
                       mask={"rates": rates}, train={"epochs_constant": 1, "epochs_decay": 1,
-                                                    "batch_size": 16, "device": "cpu"})
+                                                    "batch_size": 16,
+                                                    "device": TEST_DEVICE})
     return rc.override(cfg, **sections) if sections else cfg
 
 

@@ -11,6 +11,8 @@ from conftest import tiny_config, tiny_splits
 CFG = tiny_config(3)
 SPLITS = tiny_splits(CFG)
 BASE = rc.fit(CFG, SPLITS)
+DEV = rc.trainer.resolve_device(CFG.train.device)  # where the fitted models live
+ON_DEV = SPLITS.to(DEV)
 
 
 def run(**sections):
@@ -46,8 +48,8 @@ def test_no_vib_has_no_kl_and_deterministic_z():
     assert (res.history[["kl_A", "kl_V", "kl_L"]].to_numpy() == 0).all()
     assert (BASE.history[["kl_A", "kl_V", "kl_L"]].to_numpy() > 0).any()
     model = res.model.train()  # even in training mode z = mu
-    xs, lens = SPLITS.train.inputs(torch.arange(4))
-    out = model(xs, lens, torch.ones(4, 3, dtype=torch.bool))
+    xs, lens = ON_DEV.train.inputs(torch.arange(4, device=DEV))
+    out = model(xs, lens, torch.ones(4, 3, dtype=torch.bool, device=DEV))
     assert out.logvar is None and torch.equal(out.z, out.mu)
 
 
@@ -63,8 +65,9 @@ def test_no_cross_modal_supervision_drops_rec_from_loss():
 def test_zero_imputation_fills_missing_latents_with_zeros():
     res = run(model={"imputation": "zero"})
     same_mask(res)
-    xs, lens = SPLITS.train.inputs(torch.arange(5))
-    a = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=torch.bool)
+    xs, lens = ON_DEV.train.inputs(torch.arange(5, device=DEV))
+    a = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [0, 0, 1], [1, 1, 1]], dtype=torch.bool,
+                     device=DEV)
     out = res.model(xs, lens, a)
     assert torch.equal(out.imputed, a.t().float()[..., None] * out.z)
 
@@ -102,7 +105,7 @@ def test_redraw_each_epoch_moves_masks_but_keeps_counts():
 
 def test_release_sampling_at_eval_makes_predictions_random():
     res = run(model={"sample_at_eval": True})
-    xs, lens = SPLITS.test.inputs(torch.arange(8))
-    out1 = res.model.eval()(xs, lens, torch.ones(8, 3, dtype=torch.bool))
-    out2 = res.model(xs, lens, torch.ones(8, 3, dtype=torch.bool))
+    xs, lens = ON_DEV.test.inputs(torch.arange(8, device=DEV))
+    out1 = res.model.eval()(xs, lens, torch.ones(8, 3, dtype=torch.bool, device=DEV))
+    out2 = res.model(xs, lens, torch.ones(8, 3, dtype=torch.bool, device=DEV))
     assert not torch.equal(out1.z, out2.z)
