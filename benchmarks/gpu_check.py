@@ -45,7 +45,7 @@ def sync_free_steps(steps: int = 5) -> str:
     cfg = rc.override(rc.preset("paper"), train={"bf16": True})
     xs, lens, avail, y = _batch(dev, torch.Generator().manual_seed(0))
     model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(dev)
-    opt, _ = rc.trainer.make_optimizer(model, cfg)
+    opt = rc.trainer.make_optimizer(model, cfg)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, dev)
     plan = rc.trainer._epoch_plan(torch.arange(xs[0].shape[0]), avail.cpu(), 128, dev)
     idx, present = plan[0]

@@ -3,7 +3,7 @@
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
 from . import (advantage, config, data, datasets, distributed, generators, losses, masking, metrics,
-               model, sweep, trainer, vib)
+               model, optim, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
 from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, stratified_split
@@ -25,7 +25,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model",
+    "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model", "optim",
     "trainer", "vib", "plots", "widgets", "sweep", "datasets", "distributed",
     "Config", "preset", "override", "config_to_dict", "config_from_dict",
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",

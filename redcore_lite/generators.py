@@ -70,9 +70,13 @@ class ResidualGenerators(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Generate every modality's latent from the others: ``z: [M, B, d] -> g: [M, B, d]``."""
-        x_in = gather_others(z, self.index)
-        x_out = torch.zeros_like(x_in)
+        return self.generate(gather_others(z, self.index))
+
+    def generate(self, x_in: torch.Tensor) -> torch.Tensor:
+        """The generators on prepared inputs: ``x_in: [M, R, (M-1) * d] -> [M, R, d]``."""
+        x_out = None  # block 0 adds nothing (the release adds a zero tensor)
         for enc, dec in zip(self.encoders, self.decoders):
-            x_in = x_in + x_out
+            if x_out is not None:
+                x_in = x_in + x_out
             x_out = dec(enc(x_in))
         return self.transition(x_in + x_out)

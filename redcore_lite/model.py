@@ -130,13 +130,19 @@ class RedCore(nn.Module):
         Returns:
             logits ``[B, C]``, unimodal logits ``[M, B, C]`` or None, generated and imputed ``[M, B, d]``.
         """
-        a = avail.t().to(z.dtype)[..., None]  # [M, B, 1]
+        keep = avail.t().bool()[..., None]  # [M, B, 1]
         g = self.generators(z)
-        imputed = a * z + (1 - a) * g if self.config.imputation == "generator" else a * z
-        num_mod, b, d = imputed.shape
-        logits = self.fused_head(imputed.permute(1, 0, 2).reshape(b, num_mod * d))
+        # a z + (1 - a) g with a in {0, 1}, as a select (same values and gradients, fewer ops)
+        imputed = torch.where(keep, z, g if self.config.imputation == "generator" else 0.0)
+        logits = self.fused_head(self._fuse(imputed))
         uni = None if self.unimodal_heads is None else self.unimodal_heads(imputed)
         return logits, uni, g, imputed
+
+    @staticmethod
+    def _fuse(imputed: torch.Tensor) -> torch.Tensor:
+        """``[M, B, d] -> [B, M * d]``: the fused head's input (modalities concatenated)."""
+        num_mod, b, d = imputed.shape
+        return imputed.permute(1, 0, 2).reshape(b, num_mod * d)
 
     def forward(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
                 avail: torch.Tensor, present: Sequence[torch.Tensor] | None = None) -> RedCoreOutput:
@@ -157,7 +163,9 @@ class RedCore(nn.Module):
                          patterns: torch.Tensor) -> torch.Tensor:
         """Fused logits of every sample under every availability pattern.
 
-        Each encoder runs twice (on the input and on zeros) instead of once per pattern.
+        Each encoder runs twice (on the input and on zeros) instead of once per pattern, and each
+        generator G_m only on the patterns that miss modality m (its output is not used where m is
+        present): for M = 3 and all 7 patterns, 3 generator passes per modality instead of 7.
 
         Args:
             inputs, lengths: as in :meth:`forward`; patterns: ``[P, M]`` bool.
@@ -166,16 +174,35 @@ class RedCore(nn.Module):
         """
         mu_on, lv_on = self.encode(inputs, lengths)
         mu_off, lv_off = self.encode([torch.zeros_like(x) for x in inputs], lengths)
+        on_host = patterns.cpu().bool()  # which rows each generator needs, without a device sync
+        patterns = patterns.to(mu_on.device).bool()
         num_pat, (num_mod, b, d) = patterns.shape[0], mu_on.shape
-        keep = patterns.t()[:, :, None, None].to(mu_on.device)  # [M, P, 1, 1]
-        mu = torch.where(keep, mu_on[:, None], mu_off[:, None]).reshape(num_mod, num_pat * b, d)
-        logvar = None
-        if lv_on is not None:
+        keep = patterns.t()[:, :, None, None]  # [M, P, 1, 1]
+        if self.config.sample_at_eval and lv_on is not None:  # release: random z per pattern
+            mu = torch.where(keep, mu_on[:, None], mu_off[:, None]).reshape(num_mod, num_pat * b, d)
             logvar = torch.where(keep, lv_on[:, None], lv_off[:, None]).reshape(num_mod, num_pat * b, d)
-        z = self.sample(mu, logvar)
-        avail = patterns.to(mu.device).repeat_interleave(b, dim=0)  # [P * B, M]
-        logits = self.decode(z, avail)[0]
-        return logits.view(num_pat, b, -1)
+            z = self.sample(mu, logvar)
+            avail = patterns.repeat_interleave(b, dim=0)  # [P * B, M]
+            return self.decode(z, avail)[0].view(num_pat, b, -1)
+        z = torch.where(keep, mu_on[:, None], mu_off[:, None])  # [M, P, B, d]
+        if self.config.imputation == "generator":
+            missing = [torch.nonzero(~on_host[:, m]).flatten().tolist() for m in range(num_mod)]
+            if len({len(rows) for rows in missing}) == 1 and missing[0]:  # a stackable pattern set
+                z = z.clone()
+                x_in = torch.stack([torch.cat([z[k, rows] for k in range(num_mod) if k != m], dim=-1)
+                                    for m, rows in enumerate(missing)])  # [M, Q, B, (M-1) d]
+                g = self.generators.generate(x_in.reshape(num_mod, -1, x_in.shape[-1]))
+                g = g.view(num_mod, len(missing[0]), b, d)
+                for m, rows in enumerate(missing):
+                    z[m, rows] = g[m]
+            else:
+                flat = z.reshape(num_mod, num_pat * b, d)
+                g = self.generators(flat).view(num_mod, num_pat, b, d)
+                z = torch.where(keep, z, g)
+        else:
+            z = torch.where(keep, z, 0.0)
+        imputed = z.reshape(num_mod, num_pat * b, d)
+        return self.fused_head(self._fuse(imputed)).view(num_pat, b, -1)
 
 
 def build_model(config: ModelConfig, input_dims: Sequence[int], num_classes: int,

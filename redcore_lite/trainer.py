@@ -26,6 +26,7 @@ from .losses import LossTerms, compute_losses
 from .masking import eval_patterns, make_mask, pattern_names
 from .metrics import pattern_metrics
 from .model import RedCore, build_model
+from .optim import Adam
 
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor",
            "train_step", "make_optimizer"]
@@ -109,17 +110,30 @@ def _clip_groups(model: RedCore) -> tuple[list[list[torch.nn.Parameter]], list[l
 
 
 def _clip(plain: list, stacked: list, max_norm: float) -> None:
-    """Clip each group to ``max_norm``; a stacked group per modality slice. No host sync."""
-    for params in plain:
-        torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=True)
+    """Clip each group to ``max_norm``; a stacked group per modality slice. No host sync.
+
+    A plain group is clipped exactly as ``clip_grad_norm_`` would (the norm of its tensors' norms,
+    the same coefficient), but all groups share one ``_foreach_norm`` and one ``_foreach_mul_``.
+    """
+    groups = [[p.grad for p in params if p.grad is not None] for params in plain]
+    grads = [g for gs in groups for g in gs]
+    if grads:
+        norms = torch._foreach_norm(grads, 2.0)
+        totals, counts, pos = [], [], 0
+        for gs in groups:
+            if gs:
+                totals.append(torch.linalg.vector_norm(torch.stack(norms[pos:pos + len(gs)]), 2.0))
+                counts.append(len(gs))
+                pos += len(gs)
+        coef = (max_norm / (torch.stack(totals) + 1e-6)).clamp(max=1.0).unbind()
+        torch._foreach_mul_(grads, [c for c, n in zip(coef, counts) for _ in range(n)])
     for params in stacked:
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             continue
         flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)  # [M, all]
         coef = (max_norm / (flat.norm(dim=1) + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(coef.view(-1, *([1] * (g.dim() - 1))))
+        torch._foreach_mul_(grads, [coef.view(-1, *([1] * (g.dim() - 1))) for g in grads])
 
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -156,21 +170,17 @@ def _epoch_plan(order: torch.Tensor, mask: torch.Tensor, batch_size: int, device
     return plan
 
 
-def make_optimizer(model: torch.nn.Module, config: Config
-                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """Adam (release betas) and the release schedule: constant, then linear decay, per epoch."""
+def make_optimizer(model: torch.nn.Module, config: Config) -> Adam:
+    """Adam with the release's betas (one fused kernel per step; see :mod:`redcore_lite.optim`).
+
+    The learning rate follows the release schedule per epoch: the trainer sets
+    ``optimizer.lr = config.train.lr * lr_factor(epoch, ...)`` before each epoch.
+    """
     tc = config.train
-    kwargs = {"lr": tc.lr, "betas": (tc.adam_beta1, 0.999)}
-    try:  # one fused kernel (CPU and CUDA in torch >= 2.4)
-        optimizer = torch.optim.Adam(model.parameters(), fused=True, **kwargs)
-    except (RuntimeError, ValueError):
-        optimizer = torch.optim.Adam(model.parameters(), foreach=True, **kwargs)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda e: lr_factor(e, tc.epochs_constant, tc.epochs_decay))
-    return optimizer, scheduler
+    return Adam(model.parameters(), lr=tc.lr, betas=(tc.adam_beta1, 0.999))
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, adv: RelativeAdvantage,
+def train_step(model: torch.nn.Module, optimizer: Adam, adv: RelativeAdvantage,
                config: Config, xs: list[torch.Tensor], lens: list[torch.Tensor | None],
                avail: torch.Tensor, y: torch.Tensor, clip_groups: tuple[list, list],
                present: Sequence[torch.Tensor] | None = None,
@@ -190,7 +200,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, adv: Re
     with torch.autocast(avail.device.type, dtype=torch.bfloat16, enabled=tc.bf16):
         out = model(xs, lens, avail, present)
     terms = compute_losses(out, y, avail, beta_fn or adv.step, config.loss)
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
     terms.total.backward()
     if tc.clip_norm > 0:
         _clip(*clip_groups, tc.clip_norm)
@@ -242,7 +252,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
 
     Args:
         config: the experiment; data: train/val/test splits (default: ``load_data(config.data)``).
-        checkpoint: a file rewritten atomically after every epoch (model, optimizer, scheduler,
+        checkpoint: a file rewritten atomically after every epoch (model, optimizer,
             beta state, RNG states, history, best weights).
         resume: continue from ``checkpoint`` if it exists (bit-identical to an uninterrupted run).
         callbacks: called with an :class:`EpochEnd` after every epoch (after the checkpoint).
@@ -281,7 +291,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     step_model = torch.compile(net) if tc.compile else net
-    optimizer, scheduler = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
     batch_gen = torch.Generator().manual_seed(tc.seed + 2)
@@ -299,7 +309,6 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                              "allowed: the same config (device and progress may differ)")
         model.load_state_dict(st["model"])
         optimizer.load_state_dict(st["optimizer"])
-        scheduler.load_state_dict(st["scheduler"])
         adv.load_state_dict(st["advantage"])
         torch.set_rng_state(st["rng"]["torch"].cpu())
         if device.type == "cuda" and st["rng"].get("cuda") is not None:
@@ -315,6 +324,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, total=config.epochs, initial=start, desc="epochs")
     for epoch in epochs:
+        optimizer.lr = tc.lr * lr_factor(epoch, tc.epochs_constant, tc.epochs_decay)
         if config.mask.redraw_each_epoch and epoch > 0:
             mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
             mask_dev = mask.to(device)
@@ -347,8 +357,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             raise FloatingPointError(f"training diverged: the loss is not finite at epoch {epoch}, "
                                      f"step {bad}; lower train.lr or check the features")
         hist_rows.append(host)
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
+        lr = optimizer.lr
         val = evaluate(model, splits.val, tc.eval_batch_size).set_index("pattern")
         row = {"epoch": epoch, "steps": num_steps, "lr": lr, "loss": float(host[:, 0].mean()),
                **{f"val_{k}": float(val.loc["overall", k]) for k in ("wa", "ua", "f1")}}
@@ -361,7 +370,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                 "config": config_to_dict(config), "modalities": list(mods),
                 "dims": list(train.dims), "num_classes": splits.num_classes, "epoch": epoch + 1,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "advantage": adv.state_dict(),
+                "advantage": adv.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "mask": mask_gen.get_state(),
                         "batch": batch_gen.get_state(),
                         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import redcore_lite as rc
+from conftest import tiny_config
 from redcore_lite.generators import gather_others, others_index
 
 
@@ -52,14 +53,23 @@ def test_imputation_by_hand(cfg3):
     assert torch.allclose(out.mu[0, 1], mu0[0], atol=1e-6)
 
 
-def test_predict_patterns_equals_forward(cfg3):
-    model = rc.build_model(cfg3.model, (6, 5, 4), 4, seed=0).eval()
-    xs, lens = _inputs((6, 5, 4), b=6)
-    patterns = rc.eval_patterns(3)
+@pytest.mark.parametrize("num_mod", [2, 3, 4])
+@pytest.mark.parametrize("imputation", ["generator", "zero"])
+@pytest.mark.parametrize("subset", [False, True])
+def test_predict_patterns_equals_forward(num_mod, imputation, subset):
+    """Every pattern (the stacked generator path) and a subset whose missing sets differ in size
+    (the general path) give the logits of a plain forward pass under that pattern."""
+    cfg = tiny_config(num_mod, model={"imputation": imputation})
+    dims = (6, 5, 4, 3)[:num_mod]
+    model = rc.build_model(cfg.model, dims, 4, seed=0).eval()
+    xs, lens = _inputs(dims, b=6)
+    patterns = rc.eval_patterns(num_mod)
+    if subset:
+        patterns = patterns[[0, len(patterns) - 1, 1]]
     logits = model.predict_patterns(xs, lens, patterns)
-    assert logits.shape == (7, 6, 4)
-    for p in range(7):
-        a = patterns[p].expand(6, 3)
+    assert logits.shape == (len(patterns), 6, 4)
+    for p in range(len(patterns)):
+        a = patterns[p].expand(6, num_mod)
         assert torch.allclose(logits[p], model(xs, lens, a).logits, atol=1e-5)
 
 
