@@ -175,7 +175,7 @@ def main() -> None:
     for variant in ("fp32-eager",) + (() if dry else ("bf16-compiled",)):
         cmd = [sys.executable, __file__, "--fit-child", variant, "--device", device,
                "--epochs", "1" if dry else "3", "--samples", "300" if dry else "2000"]
-        code, stdout, stderr = _run(cmd, 240)
+        code, stdout, stderr = _run(cmd, 150)
         try:
             fits.append(json.loads(stdout.strip().splitlines()[-1]) if code == 0 else
                         {"variant": variant, "error": _tail(stderr or stdout)})

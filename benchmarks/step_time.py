@@ -186,8 +186,12 @@ def main() -> None:
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch", str(args.batch),
                "--batches", str(args.batches)] + (["--profile"] if args.profile else [])
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.timeout)
+            env = dict(os.environ, **({"TORCH_LOGS": "recompiles,graph_breaks"} if "compiled" in case else {}))
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.timeout,
+                                 env=env)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            if "compiled" in case:  # recompilations and graph breaks (TORCH_LOGS), if any
+                rows[-1]["log_tail"] = out.stderr.strip().splitlines()[-40:]
         except subprocess.CalledProcessError as err:
             tail = (err.stderr or "").strip().splitlines()[-3:]
             rows.append({"case": case, "batch": args.batch, "error": " | ".join(tail)})

@@ -113,20 +113,18 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
     """Clip each group to ``max_norm``; a stacked group per modality slice. No host sync.
 
     A plain group is clipped exactly as ``clip_grad_norm_`` would (the norm of its tensors' norms,
-    the same coefficient), but all groups share one ``_foreach_norm`` and one ``_foreach_mul_``.
+    the same coefficient), with one ``_foreach_norm`` over all groups' gradients.
     """
-    groups = [[p.grad for p in params if p.grad is not None] for params in plain]
-    grads = [g for gs in groups for g in gs]
-    if grads:
-        norms = torch._foreach_norm(grads, 2.0)
-        totals, counts, pos = [], [], 0
+    groups = [gs for gs in ([p.grad for p in params if p.grad is not None] for params in plain) if gs]
+    if groups:
+        norms = torch._foreach_norm([g for gs in groups for g in gs], 2.0)
+        totals, pos = [], 0
         for gs in groups:
-            if gs:
-                totals.append(torch.linalg.vector_norm(torch.stack(norms[pos:pos + len(gs)]), 2.0))
-                counts.append(len(gs))
-                pos += len(gs)
-        coef = (max_norm / (torch.stack(totals) + 1e-6)).clamp(max=1.0).unbind()
-        torch._foreach_mul_(grads, [c for c, n in zip(coef, counts) for _ in range(n)])
+            totals.append(torch.linalg.vector_norm(torch.stack(norms[pos:pos + len(gs)]), 2.0))
+            pos += len(gs)
+        coefs = (max_norm / (torch.stack(totals) + 1e-6)).clamp(max=1.0)
+        for gs, coef in zip(groups, coefs.unbind()):
+            torch._foreach_mul_(gs, coef)  # one multi-tensor kernel per group on CUDA
     for params in stacked:
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:

@@ -222,3 +222,32 @@ def test_atomic_writes_have_normal_permissions(tmp_path):
         os.umask(old)
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)
     assert path.read_text() == "x" and not list(tmp_path.glob(".*tmp"))
+
+
+def test_clip_matches_clip_grad_norm_per_group_and_per_modality_slice():
+    """Plain groups: bit-identical to ``clip_grad_norm_`` on each group; stacked groups: each
+    modality's slice scaled to norm <= max_norm on its own; a group under the bound is unchanged."""
+    import copy
+    cfg = rc.preset("teach")
+    ours = rc.build_model(cfg.model, (7, 5, 9), 4, seed=0)
+    ref = copy.deepcopy(ours)
+    gen = torch.Generator().manual_seed(0)
+    n_first = len(list(ours.encoders[0].parameters()))
+    for i, (p, q) in enumerate(zip(ours.parameters(), ref.parameters())):
+        scale = 1e-4 if i < n_first else 3.0  # the first encoder's group stays under the bound
+        p.grad = torch.randn(p.shape, generator=gen) * scale
+        q.grad = p.grad.clone()
+    before = [p.grad.clone() for p in ours.parameters()]
+    plain, stacked = rc.trainer._clip_groups(ours)
+    rc.trainer._clip(plain, stacked, 1.0)
+    ref_plain, ref_stacked = rc.trainer._clip_groups(ref)
+    for params in ref_plain:
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+    for a, b in zip([p for g in plain for p in g], [p for g in ref_plain for p in g]):
+        assert torch.equal(a.grad, b.grad)
+    first = list(ours.encoders[0].parameters())
+    assert all(torch.equal(p.grad, g) for p, g in zip(first, before[:len(first)]))
+    for params in stacked:
+        for m in range(3):
+            norm = torch.linalg.vector_norm(torch.cat([p.grad[m].flatten() for p in params]))
+            assert norm == pytest.approx(1.0, rel=1e-4)
