@@ -103,17 +103,15 @@ class RedCore(nn.Module):
             present: per modality, the indices of the rows where it is present (the trainer
                 precomputes them on the host so that no device sync is needed); default: from avail.
         """
-        mus, lvs = [], []
+        hs = []
         for m, (enc, x, ln) in enumerate(zip(self.encoders, inputs, lengths)):
             a = avail[:, m]
             idx = torch.nonzero(a).flatten() if present is None else present[m]
             rows = torch.cat([x.new_zeros((1,) + x.shape[1:]), x[idx]])
             lens = None if ln is None else torch.cat([ln.new_full((1,), x.shape[1]), ln[idx]])
-            mu, logvar = enc(rows, lens)
             pos = a.long().cumsum(0) * a.long()  # row i -> 1 + its rank among present rows, or 0
-            mus.append(mu[pos])
-            lvs.append(None if logvar is None else logvar[pos])
-        return torch.stack(mus), (None if lvs[0] is None else torch.stack(lvs))
+            hs.append(enc.packed(rows, lens)[pos])  # mu and logvar gathered together
+        return self.encoders[0].split(torch.stack(hs))  # [M, B, d] views
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""

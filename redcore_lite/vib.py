@@ -122,7 +122,14 @@ class VIBEncoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``mu: [B, d]`` and ``logvar: [B, d]`` (None without VIB)."""
-        h = self.head(torch.sigmoid(self.backbone(x, lengths)))
+        return self.split(self.packed(x, lengths))
+
+    def packed(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """The head's output before the split: ``[..., 2d]`` (``[..., d]`` without VIB)."""
+        return self.head(torch.sigmoid(self.backbone(x, lengths)))
+
+    def split(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``h`` from :meth:`packed` -> ``(mu, logvar)`` views (logvar None without VIB)."""
         if not self.vib:
             return h, None
-        return h[:, : self.d], h[:, self.d:]
+        return h[..., : self.d], h[..., self.d:]
