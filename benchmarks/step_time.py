@@ -3,7 +3,7 @@
 Cases (each in its own process, so peak memory is per case):
   paper        `paper` preset, random IEMOCAP-shaped batches (B=128; A/V/L dims 130/342/1024,
                lengths 50/20/20), one full bi-level step (forward, beta step, backward, clip, Adam)
-  paper-bf16   the same under bf16 autocast (CUDA only)
+  paper-bf16   the same under bf16 autocast (CUDA, or a CPU with native bf16 such as AVX512-BF16)
   paper-compiled  bf16 + torch.compile (CUDA only)
   paper-tf32   fp32 with TF32 matmuls (CUDA only)
   release      the release's step re-implemented in benchmarks/release_reference.py
@@ -179,7 +179,7 @@ def main() -> None:
         return
     cuda = device.type == "cuda"
     cases = (args.cases.split(",") if args.cases else
-             ["paper", "release", "teach"] + (["paper-tf32", "paper-bf16", "paper-compiled"] if cuda else []))
+             ["paper", "paper-bf16", "release", "teach"] + (["paper-tf32", "paper-compiled"] if cuda else []))
     rows = []
     for case in cases:
         cmd = [sys.executable, __file__, "--child", case, "--device", args.device,

@@ -103,7 +103,7 @@ class TrainConfig:
     complete_only: bool = False  # ablation: train only on samples with every modality present
     seed: int = 0  # one seed for split, masks, initialisation, batches and dropout
     device: str = "auto"  # "auto", "cpu" or "cuda" (or "cuda:N")
-    bf16: bool = False  # bf16 autocast (CUDA only)
+    bf16: bool = False  # bf16 autocast in training (opt-in; fast on GPUs and CPUs with native bf16)
     compile: bool = False  # torch.compile the model (opt-in)
     tf32: bool = False  # allow TF32 matmuls on Ampere+ GPUs (CUDA only; ignored on CPU)
     progress: bool = False  # tqdm.auto progress bar over epochs

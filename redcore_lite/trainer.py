@@ -262,8 +262,6 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     splits.validate()
     _check_config(config, splits)
     device = D.local_device(resolve_device(config.train.device))
-    if config.train.bf16 and device.type != "cuda":
-        raise ValueError(f"train.bf16: got True on device {device.type!r}; allowed: True only on CUDA")
     devices = [device.index or 0] if device.type == "cuda" else []
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
