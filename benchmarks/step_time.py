@@ -124,7 +124,7 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: in
                                       "tf32": case == "paper-tf32"})
         torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32  # what fit() sets for the run
         model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
-        step_model = torch.compile(model) if cfg.train.compile else model
+        step_model = torch.compile(model, dynamic=True) if cfg.train.compile else model  # as fit()
         opt = rc.trainer.make_optimizer(model, cfg)
         adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
         groups = rc.trainer._clip_groups(model)

@@ -286,7 +286,9 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     if D.world() > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    step_model = torch.compile(net) if tc.compile else net
+    # dynamic: batch sizes and present-row counts change every step (static shapes recompile
+    # once per new dimension, minutes for the Transformer on a GPU)
+    step_model = torch.compile(net, dynamic=True) if tc.compile else net
     optimizer = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
