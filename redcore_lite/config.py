@@ -104,7 +104,9 @@ class TrainConfig:
     seed: int = 0  # one seed for split, masks, initialisation, batches and dropout
     device: str = "auto"  # "auto", "cpu" or "cuda" (or "cuda:N")
     bf16: bool = False  # bf16 autocast in training (opt-in; fast on GPUs and CPUs with native bf16)
-    compile: bool = False  # torch.compile the model (opt-in)
+    # torch.compile the model (opt-in, dynamic shapes). Not bit-reproducible: compiled kernels
+    # round differently from run to run (about 1e-6 a step on CPU), and use their own random streams
+    compile: bool = False
     tf32: bool = False  # allow TF32 matmuls on Ampere+ GPUs (CUDA only; ignored on CPU)
     progress: bool = False  # tqdm.auto progress bar over epochs
 
