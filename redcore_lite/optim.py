@@ -104,6 +104,10 @@ class Adam:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state saved by :meth:`state_dict` of an optimizer over the same parameters."""
+        if not isinstance(state, dict) or "lr" not in state:
+            raise ValueError("state: not a state saved by redcore_lite.optim.Adam (checkpoints written "
+                             "before redcore_lite had its own Adam hold a torch.optim state); allowed: "
+                             "a state from Adam.state_dict(), so start such a run afresh")
         if ("torch" in state) != (self._torch is not None):
             raise ValueError("state: saved with the other Adam implementation (fused vs torch.optim); "
                              "allowed: a state from the same torch build and device type")

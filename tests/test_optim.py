@@ -85,6 +85,9 @@ def test_bad_arguments():
     other = optim.Adam(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
     with pytest.raises(ValueError, match="state\\['exp_avg'\\]"):
         opt.load_state_dict(other.state_dict())
+    torch_state = torch.optim.Adam(net.parameters(), lr=1e-3).state_dict()  # an old checkpoint's
+    with pytest.raises(ValueError, match="not a state saved by redcore_lite.optim.Adam"):
+        opt.load_state_dict(torch_state)
 
 
 def test_fit_does_not_import_dynamo():
