@@ -186,7 +186,6 @@ class RedCore(nn.Module):
         if self.config.imputation == "generator":
             missing = [torch.nonzero(~on_host[:, m]).flatten().tolist() for m in range(num_mod)]
             if len({len(rows) for rows in missing}) == 1 and missing[0]:  # a stackable pattern set
-                z = z.clone()
                 x_in = torch.stack([torch.cat([z[k, rows] for k in range(num_mod) if k != m], dim=-1)
                                     for m, rows in enumerate(missing)])  # [M, Q, B, (M-1) d]
                 g = self.generators.generate(x_in.reshape(num_mod, -1, x_in.shape[-1]))
