@@ -12,9 +12,10 @@ Cases (each in its own process, so peak memory is per case):
 Usage:  python benchmarks/step_time.py [--device cpu|cuda] [--steps 20] [--cases paper,release,teach]
         [--batch 128] [--batches 1] [--profile] [--timeout 300]
 ``--batches K`` rotates over K different random batches (different masks, so different numbers of
-present rows: what a compiled model meets in training); ``--profile`` adds, on CUDA, the kernels
-launched per step and the GPU-busy milliseconds per step (torch.profiler over 3 steps), which says
-whether a step is bound by the GPU or by launching work. A case that fails or runs past
+present rows: what a compiled model meets in training); ``--profile`` adds the host milliseconds
+of each part of the step (forward, loss, backward, clip, adam) and, on CUDA, the kernels launched
+per step and the GPU-busy milliseconds per step (torch.profiler over 3 steps), which says whether
+a step is bound by the GPU or by launching work. A case that fails or runs past
 ``--timeout`` seconds is recorded with its error and the others still run.
 Prints a table and writes benchmarks/results/step_time_<device>.json (atomically).
 """
@@ -53,20 +54,26 @@ def _batch(device: torch.device, gen: torch.Generator, batch: int = BATCH):
 
 
 def _profile(step, device, steps: int = 3) -> dict:
-    """Kernels launched and GPU-busy ms per step, from torch.profiler (CUDA only)."""
+    """Kernels launched and GPU-busy ms per step (CUDA), and host ms per part of the step (under
+    the profiler, whose own overhead inflates them), from torch.profiler."""
     from torch.profiler import ProfilerActivity, profile
 
     _sync(device)
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
         for _ in range(steps):
             step()
         _sync(device)
-    kernels, busy_us = 0, 0.0
+    kernels, busy_us, host_us = 0, 0.0, {}
     for evt in prof.events():
         if evt.device_type == torch.autograd.DeviceType.CUDA:
             kernels += 1
             busy_us += getattr(evt, "device_time", None) or getattr(evt, "cuda_time", 0.0)
-    return {"kernels_per_step": kernels / steps, "gpu_busy_ms_per_step": busy_us / steps / 1000}
+        elif evt.name.startswith("redcore::"):  # the step's parts (trainer._region), host time
+            key = evt.name.split("::")[1]
+            host_us[key] = host_us.get(key, 0.0) + evt.cpu_time_total
+    return {"kernels_per_step": kernels / steps, "gpu_busy_ms_per_step": busy_us / steps / 1000,
+            "host_ms_per_step_by_part": {k: v / steps / 1000 for k, v in host_us.items()}}
 
 
 def _sync(device):
@@ -138,7 +145,7 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: in
     ms = _time_steps(step, device, steps, warmup)
     row = {"case": case, "batch": batch, "batches": batches, "ms_per_step": ms,
            "samples_per_s": batch / ms * 1000, "peak_mb": _peak_mb(device), "steps": steps}
-    if prof and device.type == "cuda":
+    if prof:
         try:
             row.update(_profile(step, device))
         except Exception as err:  # the profiler is a diagnostic: never lose the timing for it
@@ -154,8 +161,10 @@ def _line(r: dict) -> str:
             f"peak {r['peak_mb']:7.0f} MB")
     if "seconds" in r:
         text += f"  ({r['seconds']:.2f} s total)"
-    if "kernels_per_step" in r:
+    if r.get("kernels_per_step"):
         text += f"  {r['kernels_per_step']:.0f} kernels, GPU busy {r['gpu_busy_ms_per_step']:.2f} ms/step"
+    if r.get("host_ms_per_step_by_part"):
+        text += "  host ms: " + " ".join(f"{k} {v:.1f}" for k, v in r["host_ms_per_step_by_part"].items())
     return text
 
 
