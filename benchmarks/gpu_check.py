@@ -40,21 +40,10 @@ from redcore_lite.checkpoint import dump_json  # noqa: E402
 
 def sync_free_steps(steps: int = 5) -> str:
     """Run bf16 training steps with sync debug mode 'error'; return 'ok' or the error."""
-    from step_time import DIMS, _batch
+    from step_time import _batch, paper_step
 
     dev = torch.device("cuda")
-    cfg = rc.override(rc.preset("paper"), train={"bf16": True})
-    xs, lens, avail, y = _batch(dev, torch.Generator().manual_seed(0))
-    model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(dev)
-    opt = rc.trainer.make_optimizer(model, cfg)
-    adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, dev)
-    plan = rc.trainer._epoch_plan(torch.arange(xs[0].shape[0]), avail.cpu(), 128, dev)
-    idx, present = plan[0]
-    groups = rc.trainer._clip_groups(model)
-
-    def step():
-        return rc.trainer.train_step(model, opt, adv, cfg, xs, lens, avail, y, groups, present)
-
+    step = paper_step("paper-bf16", dev, [_batch(dev, torch.Generator().manual_seed(0))])
     step()
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

@@ -29,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -98,6 +99,30 @@ def _time_steps(step, device, steps, warmup) -> float:
     return (time.perf_counter() - t0) / steps * 1000
 
 
+def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[], None]:
+    """One bi-level step of the `paper` model per call (``case``: paper, paper-tf32, paper-bf16,
+    paper-compiled), set up as ``fit`` sets it up, rotating over the batches in ``data``."""
+    bf16 = case in ("paper-bf16", "paper-compiled")
+    cfg = rc.override(rc.preset("paper"), train={"bf16": bf16, "compile": case == "paper-compiled",
+                                                 "tf32": case == "paper-tf32"})
+    torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32  # what fit() sets for the run
+    model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
+    step_model = torch.compile(model, dynamic=True) if cfg.train.compile else model  # as fit()
+    opt = rc.trainer.make_optimizer(model, cfg)
+    adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
+    groups = rc.trainer._clip_groups(model)
+    presents = [rc.trainer._epoch_plan(torch.arange(len(d[3])), d[2].cpu(), len(d[3]), device)[0][1]
+                for d in data]
+    turn = iter(range(1 << 62))
+
+    def step() -> None:
+        k = next(turn) % len(data)
+        xs, lens, avail, y = data[k]
+        rc.trainer.train_step(step_model, opt, adv, cfg, xs, lens, avail, y, groups, presents[k])
+
+    return step
+
+
 def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: int = BATCH,
              batches: int = 1, prof: bool = False) -> dict:
     torch.manual_seed(0)
@@ -112,36 +137,16 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: in
                 "samples_per_s": n * cfg.train.batch_size / secs, "peak_mb": _peak_mb(device),
                 "test_f1": float(res.test.set_index("pattern").loc["overall", "f1"])}
     data = [_batch(device, gen, batch) for _ in range(batches)]
-    turn = iter(range(1 << 62))
-
-    def next_batch():
-        return data[next(turn) % batches]
-
     if case == "release":
         from release_reference import ReleaseStep
         rel = ReleaseStep(DIMS, 4, device=device)
+        turn = iter(range(1 << 62))
 
         def step():
-            xs, _, avail, y = next_batch()
+            xs, _, avail, y = data[next(turn) % batches]
             rel(xs[0], xs[1], xs[2], avail.long(), y)
     else:
-        cfg = rc.preset("paper")
-        bf16 = case in ("paper-bf16", "paper-compiled")
-        cfg = rc.override(cfg, train={"bf16": bf16, "compile": case == "paper-compiled",
-                                      "tf32": case == "paper-tf32"})
-        torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32  # what fit() sets for the run
-        model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
-        step_model = torch.compile(model, dynamic=True) if cfg.train.compile else model  # as fit()
-        opt = rc.trainer.make_optimizer(model, cfg)
-        adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
-        groups = rc.trainer._clip_groups(model)
-        presents = [rc.trainer._epoch_plan(torch.arange(batch), d[2].cpu(), batch, device)[0][1]
-                    for d in data]
-
-        def step():
-            k = next(turn) % batches
-            xs, lens, avail, y = data[k]
-            rc.trainer.train_step(step_model, opt, adv, cfg, xs, lens, avail, y, groups, presents[k])
+        step = paper_step(case, device, data)
     ms = _time_steps(step, device, steps, warmup)
     row = {"case": case, "batch": batch, "batches": batches, "ms_per_step": ms,
            "samples_per_s": batch / ms * 1000, "peak_mb": _peak_mb(device), "steps": steps}

@@ -53,9 +53,13 @@ class Adam:
         self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
         device = self.params[0].device
         self._torch: torch.optim.Adam | None = None
-        if not _fused_available(device):
+        self.exp_avg: list[torch.Tensor] = []
+        self.exp_avg_sq: list[torch.Tensor] = []
+        self.steps: list[torch.Tensor] = []
+        if not _fused_available(device):  # the fallback keeps its own state
             self._torch = torch.optim.Adam(self.params, lr=self.lr, betas=self.betas, eps=self.eps,
                                            foreach=True)
+            return
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         # float32 step counts on the parameters' device, as torch.optim keeps them for fused Adam
