@@ -15,7 +15,32 @@ from .layers import Dropout
 from .generators import ResidualGenerators, StackedLinear
 from .vib import MLPBackbone, TransformerBackbone, VIBEncoder, reparameterize
 
-__all__ = ["RedCoreOutput", "RedCore", "build_model"]
+__all__ = ["RedCoreOutput", "PresentRows", "RedCore", "build_model"]
+
+
+@dataclass(frozen=True)
+class PresentRows:
+    """Where each modality is present in a batch, as the encoders need it.
+
+    ``rows[m]``: ``[n_m]`` indices of the batch rows where modality m is present. ``pos``:
+    ``[M * B]``; entry ``m * B + i`` is the row that holds (modality m, sample i) in the
+    concatenation, over m, of [the encoding of a zero input, the encodings of the n_m present rows].
+    The trainer builds these on the host once per epoch (:meth:`build` on CPU tensors), so a step
+    never waits for the device.
+    """
+
+    rows: tuple[torch.Tensor, ...]
+    pos: torch.Tensor
+
+    @staticmethod
+    def build(avail: torch.Tensor) -> PresentRows:
+        """From ``avail: [B, M]`` (bool or 0/1). On a CUDA tensor this syncs (``nonzero``)."""
+        a = avail.bool().long()
+        counts = 1 + a.sum(0)  # [M]: a zero row plus the present rows
+        rank = a.cumsum(0) * a  # [B, M]: 1 + rank among the present rows, or 0 (the zero row)
+        pos = (rank + (counts.cumsum(0) - counts)).t().reshape(-1)
+        rows = tuple(torch.nonzero(a[:, m]).flatten() for m in range(a.shape[1]))
+        return PresentRows(rows, pos)
 
 
 @dataclass
@@ -90,7 +115,7 @@ class RedCore(nn.Module):
         return mu, logvar
 
     def encode_masked(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
-                      avail: torch.Tensor, present: Sequence[torch.Tensor] | None = None
+                      avail: torch.Tensor, present: PresentRows | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encode with every missing modality's input replaced by zeros: ``mu, logvar: [M, B, d]``.
 
@@ -100,18 +125,18 @@ class RedCore(nn.Module):
         training the missing rows share one dropout draw inside the encoder.
 
         Args:
-            present: per modality, the indices of the rows where it is present (the trainer
-                precomputes them on the host so that no device sync is needed); default: from avail.
+            present: the batch's :class:`PresentRows` (the trainer precomputes them on the host so
+                that no device sync is needed); default: built from ``avail``.
         """
+        if present is None:
+            present = PresentRows.build(avail)
         hs = []
-        for m, (enc, x, ln) in enumerate(zip(self.encoders, inputs, lengths)):
-            a = avail[:, m]
-            idx = torch.nonzero(a).flatten() if present is None else present[m]
-            rows = torch.cat([x.new_zeros((1,) + x.shape[1:]), x[idx]])
-            lens = None if ln is None else torch.cat([ln.new_full((1,), x.shape[1]), ln[idx]])
-            pos = a.long().cumsum(0) * a.long()  # row i -> 1 + its rank among present rows, or 0
-            hs.append(enc.packed(rows, lens)[pos])  # mu and logvar gathered together
-        return self.encoders[0].split(torch.stack(hs))  # [M, B, d] views
+        for enc, x, ln, idx in zip(self.encoders, inputs, lengths, present.rows):
+            rows = torch.cat([x.new_zeros((1,) + x.shape[1:]), x.index_select(0, idx)])
+            lens = None if ln is None else torch.cat([ln.new_full((1,), x.shape[1]), ln.index_select(0, idx)])
+            hs.append(enc.packed(rows, lens))
+        h = torch.cat(hs).index_select(0, present.pos)  # mu and logvar gathered together
+        return self.encoders[0].split(h.view(len(hs), -1, h.shape[-1]))  # [M, B, d] views
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""
@@ -143,12 +168,12 @@ class RedCore(nn.Module):
         return imputed.permute(1, 0, 2).reshape(b, num_mod * d)
 
     def forward(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
-                avail: torch.Tensor, present: Sequence[torch.Tensor] | None = None) -> RedCoreOutput:
+                avail: torch.Tensor, present: PresentRows | None = None) -> RedCoreOutput:
         """Full pass: a missing modality's raw input is replaced by zeros before its encoder.
 
         Args:
             inputs: M tensors ``[B, D_m]`` or ``[B, T_m, D_m]``; lengths: M tensors ``[B]`` or None;
-            avail: ``[B, M]`` bool; present: optional row indices per modality (see
+            avail: ``[B, M]`` bool; present: optional :class:`PresentRows` of ``avail`` (see
             :meth:`encode_masked`).
         """
         mu, logvar = self.encode_masked(inputs, lengths, avail.bool(), present)

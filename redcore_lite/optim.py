@@ -62,8 +62,12 @@ class Adam:
             return
         self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
-        # float32 step counts on the parameters' device, as torch.optim keeps them for fused Adam
-        self.steps = [torch.zeros((), dtype=torch.float32, device=device) for _ in self.params]
+        # float32 step counts on the parameters' device, as torch.optim keeps them for fused Adam.
+        # While every parameter has been updated at every step, the counts are equal and share one
+        # tensor (one increment a step instead of one per parameter: ~0.1 ms on a CPU); the first
+        # step that skips a parameter gives each its own count.
+        self._shared: torch.Tensor | None = torch.zeros((), dtype=torch.float32, device=device)
+        self.steps = [self._shared] * len(self.params)
 
     @property
     def fused(self) -> bool:
@@ -84,19 +88,29 @@ class Adam:
             self._torch.step()
             return
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
         if len(live) == len(self.params):
             params, exp_avg, exp_avg_sq, steps = self.params, self.exp_avg, self.exp_avg_sq, self.steps
         else:
+            self._unshare()
             params = [self.params[i] for i in live]
             exp_avg = [self.exp_avg[i] for i in live]
             exp_avg_sq = [self.exp_avg_sq[i] for i in live]
             steps = [self.steps[i] for i in live]
-        if not params:
-            return
-        torch._foreach_add_(steps, 1)
+        if self._shared is not None:
+            self._shared.add_(1)
+        else:
+            torch._foreach_add_(steps, 1)
         torch._fused_adam_(params, [p.grad for p in params], exp_avg, exp_avg_sq, [], steps,
                            amsgrad=False, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
                            weight_decay=0.0, eps=self.eps, maximize=False)
+
+    def _unshare(self) -> None:
+        """Give every parameter its own step count (before a step that skips some)."""
+        if self._shared is not None:
+            self.steps = [t.clone() for t in self.steps]
+            self._shared = None
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and numbers only (loadable with ``weights_only=True``)."""
@@ -119,6 +133,7 @@ class Adam:
         if self._torch is not None:
             self._torch.load_state_dict(state["torch"])
             return
+        self._unshare()
         for key in ("exp_avg", "exp_avg_sq", "steps"):
             mine, saved = getattr(self, key), state[key]
             if len(saved) != len(mine) or any(a.shape != b.shape for a, b in zip(mine, saved)):
@@ -126,3 +141,7 @@ class Adam:
                                  "state saved for the same model")
             for a, b in zip(mine, saved):
                 a.copy_(b)
+        counts = torch.stack(self.steps)
+        if bool((counts == counts[0]).all()):  # equal counts share one tensor again
+            self._shared = self.steps[0]
+            self.steps = [self._shared] * len(self.params)

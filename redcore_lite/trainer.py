@@ -26,7 +26,7 @@ from .data import MultimodalData, Splits, load_data
 from .losses import LossTerms, compute_losses
 from .masking import eval_patterns, make_mask, pattern_names
 from .metrics import pattern_metrics
-from .model import RedCore, build_model
+from .model import PresentRows, RedCore, build_model
 from .optim import Adam
 
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor",
@@ -132,7 +132,8 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
             continue
         flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)  # [M, all]
         coef = (max_norm / (flat.norm(dim=1) + 1e-6)).clamp(max=1.0)
-        torch._foreach_mul_(grads, [coef.view(-1, *([1] * (g.dim() - 1))) for g in grads])
+        view = {k: coef.view(-1, *([1] * (k - 1))) for k in {g.dim() for g in grads}}  # [M, 1, ..]
+        torch._foreach_mul_(grads, [view[g.dim()] for g in grads])
 
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -143,9 +144,9 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def _epoch_plan(order: torch.Tensor, mask: torch.Tensor, batch_size: int, device: torch.device
-                ) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
-    """Every step's sample indices and per-modality present rows, built on the host once per
-    epoch and copied to the device in one transfer, so the steps themselves never sync.
+                ) -> list[tuple[torch.Tensor, PresentRows]]:
+    """Every step's sample indices and :class:`PresentRows`, built on the host once per epoch
+    and copied to the device in one transfer, so the steps themselves never sync.
 
     Under torchrun each rank keeps its shard of every global batch; a last global batch with
     fewer samples than ranks is dropped.
@@ -154,8 +155,8 @@ def _epoch_plan(order: torch.Tensor, mask: torch.Tensor, batch_size: int, device
                if min(batch_size, len(order) - i) >= D.world()]
     pieces, spans = [], []
     for idx in batches:
-        a = mask[idx]
-        parts = [idx] + [torch.nonzero(a[:, m]).flatten() for m in range(mask.shape[1])]
+        present = PresentRows.build(mask[idx])
+        parts = [idx, present.pos, *present.rows]
         spans.append([len(p) for p in parts])
         pieces += parts
     flat = _to_device(torch.cat(pieces), device) if pieces else torch.empty(0, dtype=torch.long)
@@ -165,7 +166,7 @@ def _epoch_plan(order: torch.Tensor, mask: torch.Tensor, batch_size: int, device
         for n in sizes:
             views.append(flat[pos:pos + n])
             pos += n
-        plan.append((views[0], views[1:]))
+        plan.append((views[0], PresentRows(tuple(views[2:]), views[1])))
     return plan
 
 
@@ -182,15 +183,15 @@ def make_optimizer(model: torch.nn.Module, config: Config) -> Adam:
 def train_step(model: torch.nn.Module, optimizer: Adam, adv: RelativeAdvantage,
                config: Config, xs: list[torch.Tensor], lens: list[torch.Tensor | None],
                avail: torch.Tensor, y: torch.Tensor, clip_groups: tuple[list, list],
-               present: Sequence[torch.Tensor] | None = None,
+               present: PresentRows | None = None,
                beta_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
                ) -> LossTerms:
     """One bi-level iteration: forward, the beta step (upper level), one Adam step (lower level).
 
     Args:
         model: the (possibly compiled) RedCore; xs, lens: inputs; avail: ``[B, M]``; y: ``[B]``;
-        clip_groups: from :func:`_clip_groups` of the uncompiled model; present: per modality the
-        rows where it is present (from :func:`_epoch_plan`; avoids a device sync); beta_fn:
+        clip_groups: from :func:`_clip_groups` of the uncompiled model; present: the batch's
+        :class:`PresentRows` (from :func:`_epoch_plan`; avoids a device sync); beta_fn:
         the upper-level step given this batch's reconstruction losses (default ``adv.step``).
     Returns:
         the step's :class:`LossTerms` (device tensors; nothing is read back to the host).

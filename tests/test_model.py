@@ -6,6 +6,7 @@ import torch
 import redcore_lite as rc
 from conftest import tiny_config
 from redcore_lite.generators import gather_others, others_index
+from redcore_lite.model import PresentRows
 
 
 def _inputs(dims, b=5, seq=None):
@@ -105,6 +106,9 @@ def test_shared_zero_encoding_equals_zeroed_inputs():
         mu, logvar = model.encode(zeroed, lens)
         mu2, logvar2 = model.encode_masked(xs, lens, a)
         assert torch.allclose(mu, mu2, atol=1e-5) and torch.allclose(logvar, logvar2, atol=1e-5)
-        present = [torch.nonzero(a[:, m]).flatten() for m in range(3)]
+        present = PresentRows.build(a)
+        # by hand: per modality a zero row then the present rows; (m, i) -> its row
+        assert [r.tolist() for r in present.rows] == [[0, 2, 4], [1, 2, 4], [0, 1, 3, 4]]
+        assert present.pos.tolist() == [1, 0, 2, 0, 3, 0] + [4, 5, 6, 4, 7, 4] + [9, 10, 8, 11, 12, 8]
         mu3, _ = model.encode_masked(xs, lens, a, present)
         assert torch.equal(mu2, mu3)

@@ -99,3 +99,30 @@ def test_fit_does_not_import_dynamo():
             "'epochs_decay': 0})); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_shared_step_count_splits_when_a_parameter_is_skipped_and_round_trips():
+    """The step counts share one tensor while every parameter is updated; a skipped parameter
+    gets its own count, and a saved state restores the counts either way."""
+    a, _ = _pair()
+    opt = optim.Adam(a.parameters(), lr=1e-2)
+    if not opt.fused:
+        pytest.skip("fused Adam not available")
+    _grads(a, 0)
+    opt.step()
+    assert all(t is opt.steps[0] for t in opt.steps) and float(opt.steps[0]) == 1.0
+    _grads(a, 1, skip_last_bias=True)
+    opt.step()
+    counts = [float(t) for t in opt.steps]
+    assert len({id(t) for t in opt.steps}) == len(opt.steps) and min(counts) == 1.0 and max(counts) == 2.0
+    fresh = optim.Adam(a.parameters(), lr=1e-2)
+    fresh.load_state_dict(opt.state_dict())
+    assert [float(t) for t in fresh.steps] == counts
+    for p in a.parameters():
+        p.grad = torch.ones_like(p)
+    for o in (opt, fresh):
+        o.step()
+    assert [float(t) for t in fresh.steps] == [float(t) for t in opt.steps] == [c + 1 for c in counts]
+    same = optim.Adam(a.parameters(), lr=1e-2)
+    same.load_state_dict({**opt.state_dict(), "steps": [torch.tensor(5.0)] * len(opt.steps)})
+    assert all(t is same.steps[0] for t in same.steps) and float(same.steps[-1]) == 5.0
