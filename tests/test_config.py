@@ -41,3 +41,10 @@ def test_frozen_and_override():
 def test_dict_roundtrip():
     c = rc.override(rc.preset("paper"), mask={"rates": (0.1, 0.2, 0.3)})
     assert rc.config_from_dict(rc.config_to_dict(c)) == c
+
+
+def test_teach_preset_is_the_fast_small_model():
+    """benchmarks/teach_time.py measures this model against the 1.5 s target (issue 6)."""
+    m = rc.preset("teach").model
+    assert (m.backbone, m.latent_dim, m.mlp_hidden, m.gen_layers, m.gen_blocks, m.head_layers) == (
+        "mlp", 32, 64, (64, 32), 1, ())
