@@ -26,8 +26,8 @@ def ema_update(lbar: torch.Tensor, rec: torch.Tensor, observed: torch.Tensor, rh
 def relative_advantage(lbar: torch.Tensor) -> torch.Tensor:
     """``RA_m = (mean - Lbar_m) / mean`` with ``mean = mean_m Lbar_m``; all zeros when mean = 0."""
     mean = lbar.mean()
-    safe = torch.where(mean > 0, mean, torch.ones_like(mean))
-    return torch.where(mean > 0, (mean - lbar) / safe, torch.zeros_like(lbar))
+    positive = mean > 0
+    return torch.where(positive, (mean - lbar) / torch.where(positive, mean, 1.0), 0.0)
 
 
 def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float, floor: float) -> torch.Tensor:

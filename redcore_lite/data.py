@@ -20,6 +20,13 @@ __all__ = ["MultimodalData", "Splits", "stratified_split", "normalise", "make_sy
            "load_data"]
 
 
+def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``x[index]``; for a 1-D integer tensor as ``index_select`` (same values, ~3x faster)."""
+    if isinstance(index, torch.Tensor) and index.dim() == 1 and index.dtype == torch.long:
+        return x.index_select(0, index)
+    return x[index]
+
+
 @dataclass
 class MultimodalData:
     """Samples with M modalities and integer labels."""
@@ -47,8 +54,8 @@ class MultimodalData:
         xs, lens = [], []
         for name, x in self.features.items():
             ln = self.lengths.get(name)
-            xs.append(x if index is None else x[index])
-            lens.append(ln if index is None or ln is None else ln[index])
+            xs.append(x if index is None else _take(x, index))
+            lens.append(ln if index is None or ln is None else _take(ln, index))
         return xs, lens
 
     def subset(self, index: torch.Tensor) -> MultimodalData:

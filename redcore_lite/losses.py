@@ -59,6 +59,11 @@ class LossTerms:
     observed: torch.Tensor  # [M] bool
 
 
+def _weighted(w: float, x: torch.Tensor) -> torch.Tensor:
+    """``w * x``, without an operation when w = 1 (the same value: 1.0 * x is exactly x)."""
+    return x if w == 1.0 else w * x
+
+
 BetaSource = torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -87,6 +92,6 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
     rec, observed = reconstruction_loss(out.generated.float(), out.z.float(), avail)
     if callable(beta):
         beta = beta(rec, observed)
-    total = (config.w_fused * ce_fused + config.w_unimodal * ce_uni.sum() + kl.sum()
-             + config.w_rec * (beta * rec).sum())
+    total = (_weighted(config.w_fused, ce_fused) + _weighted(config.w_unimodal, ce_uni.sum())
+             + kl.sum() + _weighted(config.w_rec, (beta * rec).sum()))
     return LossTerms(total, ce_fused, ce_uni, kl, rec, observed)

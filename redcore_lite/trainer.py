@@ -114,24 +114,26 @@ def _clip(plain: list, stacked: list, max_norm: float) -> None:
     """Clip each group to ``max_norm``; a stacked group per modality slice. No host sync.
 
     A plain group is clipped exactly as ``clip_grad_norm_`` would (the norm of its tensors' norms,
-    the same coefficient), with one ``_foreach_norm`` over all groups' gradients.
+    the same coefficient), with one ``_foreach_norm`` over all groups' gradients; the coefficients
+    of all groups come from one vector.
     """
     groups = [gs for gs in ([p.grad for p in params if p.grad is not None] for params in plain) if gs]
+    stacks = [gs for gs in ([p.grad for p in params if p.grad is not None] for params in stacked) if gs]
+    norms: list[torch.Tensor] = []  # one norm per plain group, then [M] per stacked group
     if groups:
-        norms = torch._foreach_norm([g for gs in groups for g in gs], 2.0)
-        totals, pos = [], 0
+        each = torch._foreach_norm([g for gs in groups for g in gs], 2.0)
+        pos = 0
         for gs in groups:
-            totals.append(torch.linalg.vector_norm(torch.stack(norms[pos:pos + len(gs)]), 2.0))
+            norms.append(torch.linalg.vector_norm(torch.stack(each[pos:pos + len(gs)]), 2.0)[None])
             pos += len(gs)
-        coefs = (max_norm / (torch.stack(totals) + 1e-6)).clamp(max=1.0)
-        for gs, coef in zip(groups, coefs.unbind()):
-            torch._foreach_mul_(gs, coef)  # one multi-tensor kernel per group on CUDA
-    for params in stacked:
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            continue
-        flat = torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)  # [M, all]
-        coef = (max_norm / (flat.norm(dim=1) + 1e-6)).clamp(max=1.0)
+    for grads in stacks:  # per modality: the norm over the group's [m] slices
+        norms.append(torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1).norm(dim=1))
+    if not norms:
+        return
+    coefs = (max_norm / (torch.cat(norms) + 1e-6)).clamp(max=1.0).split([len(n) for n in norms])
+    for gs, coef in zip(groups, coefs):
+        torch._foreach_mul_(gs, coef[0])  # one multi-tensor kernel per group on CUDA
+    for grads, coef in zip(stacks, coefs[len(groups):]):
         view = {k: coef.view(-1, *([1] * (k - 1))) for k in {g.dim() for g in grads}}  # [M, 1, ..]
         torch._foreach_mul_(grads, [view[g.dim()] for g in grads])
 
@@ -359,11 +361,11 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         model.train()
         for s, (idx, present) in enumerate(plan):
             xs, lens = train.inputs(idx)
-            avail = mask_dev[idx]
+            avail = mask_dev.index_select(0, idx)
             beta_fn = adv.step if D.world() == 1 else (
                 lambda rec, obs, a=avail: adv.step(*D.global_rec(rec, a)))
             terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
-                               train.labels[idx], clip_groups, present, beta_fn)
+                               train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
             buf[s] = torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
                                 terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),
