@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-__all__ = ["classification_metrics", "confusion_metrics", "pattern_metrics"]
+__all__ = ["classification_metrics", "confusion_metrics", "pattern_confusion", "pattern_metrics"]
 
 
 def classification_metrics(y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
@@ -50,13 +50,11 @@ def confusion_metrics(cm: np.ndarray) -> dict[str, np.ndarray]:
             "f1": f1.sum(-1) / in_any.sum(-1)}
 
 
-def pattern_metrics(y: np.ndarray, logits: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
-    """Metrics per availability pattern and overall (every sample under every pattern).
+def pattern_confusion(y: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """Confusion matrices ``[P + 1, C, C]`` of every pattern's predictions and, last, of all pooled.
 
     Args:
-        y: ``[N]`` labels; logits: ``[P, N, C]``; names: P pattern names.
-    Returns:
-        One row per pattern plus ``"overall"``, columns ``pattern, n, wa, ua, f1``.
+        y: ``[N]`` labels; logits: ``[P, N, C]``.
     """
     y = np.asarray(y).astype(np.int64)
     logits = np.asarray(logits)
@@ -65,7 +63,18 @@ def pattern_metrics(y: np.ndarray, logits: np.ndarray, names: Sequence[str]) -> 
     pred = logits.argmax(-1)  # [P, N]
     codes = (np.arange(num_pat)[:, None] * c + y[None, :]) * c + pred
     cm = np.bincount(codes.ravel(), minlength=num_pat * c * c).reshape(num_pat, c, c)
-    cm = np.concatenate([cm, cm.sum(0, keepdims=True)])  # + overall
-    m = confusion_metrics(cm)
+    return np.concatenate([cm, cm.sum(0, keepdims=True)])  # + overall
+
+
+def pattern_metrics(y: np.ndarray, logits: np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+    """Metrics per availability pattern and overall (every sample under every pattern).
+
+    Args:
+        y: ``[N]`` labels; logits: ``[P, N, C]``; names: P pattern names.
+    Returns:
+        One row per pattern plus ``"overall"``, columns ``pattern, n, wa, ua, f1``.
+    """
+    num_pat, n = np.shape(logits)[:2]
+    m = confusion_metrics(pattern_confusion(y, logits))
     return pd.DataFrame({"pattern": [*names, "overall"], "n": [n] * num_pat + [num_pat * n],
                          "wa": m["wa"], "ua": m["ua"], "f1": m["f1"]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -34,13 +35,17 @@ class PresentRows:
 
     @staticmethod
     def build(avail: torch.Tensor) -> PresentRows:
-        """From ``avail: [B, M]`` (bool or 0/1). On a CUDA tensor this syncs (``nonzero``)."""
-        a = avail.bool().long()
+        """From ``avail: [B, M]`` (bool or 0/1), computed on the host (a CUDA ``avail`` syncs)."""
+        a = avail.detach().bool().cpu().numpy()
         counts = 1 + a.sum(0)  # [M]: a zero row plus the present rows
-        rank = a.cumsum(0) * a  # [B, M]: 1 + rank among the present rows, or 0 (the zero row)
-        pos = (rank + (counts.cumsum(0) - counts)).t().reshape(-1)
-        rows = tuple(torch.nonzero(a[:, m]).flatten() for m in range(a.shape[1]))
-        return PresentRows(rows, pos)
+        rank = np.cumsum(a, 0) * a  # [B, M]: 1 + rank among the present rows, or 0 (the zero row)
+        pos = (rank + (np.cumsum(counts) - counts)).T.reshape(-1)
+        rows = [np.flatnonzero(a[:, m]) for m in range(a.shape[1])]
+        return PresentRows(tuple(_long(r, avail.device) for r in rows), _long(pos, avail.device))
+
+
+def _long(values: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(values.astype(np.int64)).to(device)
 
 
 @dataclass

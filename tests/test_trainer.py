@@ -120,6 +120,17 @@ def test_checkpoint_reloads_best_model(tmp_path, cfg3, splits3):
         rc.load_model(tmp_path / "nope.pt")
 
 
+def test_epoch_scores_are_evaluates_overall_row(cfg3, splits3):
+    """The per-epoch validation scores (the epoch selection) equal evaluate()'s overall row."""
+    res = rc.fit(cfg3, splits3)
+    labels = splits3.val.labels.numpy()
+    got = rc.trainer._overall(res.model, splits3.val, labels, 1024)
+    want = rc.evaluate(res.model, splits3.val).set_index("pattern").loc["overall"]
+    assert got == {k: float(want[k]) for k in ("wa", "ua", "f1")}
+    best = res.epochs.set_index("epoch").loc[res.best_epoch]
+    assert best["val_f1"] == float(res.val.set_index("pattern").loc["overall", "f1"])
+
+
 def test_teach_fit_far_above_chance_on_every_pattern():
     cfg = rc.override(rc.preset("teach"), mask={"rates": (0.2, 0.5, 0.8)}, train={"device": "cpu"})
     res = rc.fit(cfg)
