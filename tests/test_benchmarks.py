@@ -8,6 +8,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import gpu_check  # noqa: E402
 import step_time  # noqa: E402
+import teach_presets  # noqa: E402
+import teach_time  # noqa: E402
 
 
 def test_step_time_cases_run_on_cpu():
@@ -27,3 +29,21 @@ def test_profile_reports_the_parts_of_the_step():
 def test_gpu_check_fit_child_runs_on_cpu():
     row = gpu_check.fit_child("fp32-eager", "cpu", epochs=1, samples=200)
     assert row["steps"] >= 1 and 0.0 <= row["test_f1"] <= 1.0 and row["device"] == "cpu"
+
+
+def test_teach_time_child_reports_fastest_median_and_every_fit():
+    row = teach_time.child("synthetic", repeats=2)
+    assert len(row["fit_s_all"]) == 2 and row["fit_s"] == min(row["fit_s_all"])
+    assert row["fit_s"] <= row["fit_s_median"] <= max(row["fit_s_all"]) and row["steps"] == 210
+
+
+def test_teach_presets_summary_pairs_each_variant_with_before():
+    rows = [{"dataset": "d", "setting": st, "seed": sd, "variant": v, "fit_s": 1.0 + i, "test_f1": f1}
+            for i, (st, sd, v, f1) in enumerate([
+                ("a", 0, "before", 0.5), ("a", 0, "teach", 0.7), ("a", 1, "before", 0.6), ("a", 1, "teach", 0.5),
+                ("a", 0, "gen1", 0.5), ("a", 1, "gen1", 0.6), ("a", 0, "gen1-small", 0.4), ("a", 1, "gen1-small", 0.6)])]
+    table = {t["variant"]: t for t in teach_presets.summary(rows)}
+    t = table["teach"]
+    assert abs(t["f1_minus_before_mean"] - 0.05) < 1e-12 and abs(t["f1_minus_before_min"] + 0.1) < 1e-12
+    assert abs(t["f1_minus_before_max"] - 0.2) < 1e-12 and t["fit_s_min"] == 2.0 and t["fits"] == 2
+    assert table["before"]["f1_minus_before_mean"] == 0.0
