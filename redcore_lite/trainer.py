@@ -101,11 +101,10 @@ def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> pd
                            pattern_names(patterns, data.modalities))
 
 
-def _overall(model: RedCore, data: MultimodalData, labels: np.ndarray, batch_size: int
-             ) -> dict[str, float]:
+def _overall(model: RedCore, data: MultimodalData, batch_size: int) -> dict[str, float]:
     """The ``overall`` row of :func:`evaluate` (all patterns pooled), without building the table."""
     logits = predict_logits(model, data, eval_patterns(len(data.modalities)), batch_size)
-    cm = pattern_confusion(labels, logits.cpu().numpy())[-1]
+    cm = pattern_confusion(data.labels.cpu().numpy(), logits.cpu().numpy())[-1]
     return {k: float(v) for k, v in confusion_metrics(cm).items()}
 
 
@@ -346,7 +345,6 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         hist_rows, etas = [st["history"].cpu()], list(st["etas"])
         epoch_rows, best, start = list(st["epochs"]), dict(st["best"]), int(st["epoch"])
     mask_dev = mask.to(device)
-    val_labels = splits.val.labels.cpu().numpy()
     epochs = range(start, config.epochs)
     if tc.progress:
         from tqdm.auto import tqdm
@@ -386,7 +384,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                                      f"step {bad}; lower train.lr or check the features")
         hist_rows.append(host)
         lr = optimizer.lr
-        val = _overall(model, splits.val, val_labels, tc.eval_batch_size)
+        val = _overall(model, splits.val, tc.eval_batch_size)
         row = {"epoch": epoch, "steps": num_steps, "lr": lr, "loss": float(host[:, 0].mean()),
                **{f"val_{k}": val[k] for k in ("wa", "ua", "f1")}}
         epoch_rows.append(row)
