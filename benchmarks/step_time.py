@@ -6,6 +6,9 @@ Cases (each in its own process, so peak memory is per case):
   paper-bf16   the same under bf16 autocast (CUDA, or a CPU with native bf16 such as AVX512-BF16)
   paper-compiled  bf16 + torch.compile (CUDA only)
   paper-tf32   fp32 with TF32 matmuls (CUDA only)
+  paper-graph, paper-bf16-graph, paper-compiled-graph
+               `train.cuda_graph`: the step with static shapes (every row encoded), replayed as
+               one CUDA graph (on a CPU: run eagerly); fp32, bf16, bf16 + torch.compile
   release      the release's step re-implemented in benchmarks/release_reference.py
   teach        a whole `teach` fit on the synthetic data (30 epochs): seconds and ms per step
 
@@ -123,6 +126,42 @@ def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[
     return step
 
 
+GRAPH_CASES = {"paper-graph": (False, False), "paper-bf16-graph": (True, False),
+               "paper-compiled-graph": (True, True)}  # case -> (bf16, compile)
+
+
+def graph_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[], None]:
+    """One `paper` step per call through :class:`redcore_lite.graphs.StaticStep` (``train.cuda_graph``:
+    every row encoded, replayed as a CUDA graph on a GPU), rotating over the batches in ``data``."""
+    from redcore_lite.data import MultimodalData
+    from redcore_lite.graphs import StaticStep
+
+    bf16, compiled = GRAPH_CASES[case]
+    cfg = rc.override(rc.preset("paper"), train={"bf16": bf16, "compile": compiled, "cuda_graph": True,
+                                                 "batch_size": len(data[0][3])})
+    model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
+    step_model = torch.compile(model) if compiled else model  # as fit() with cuda_graph
+    opt = rc.trainer.make_optimizer(model, cfg)
+    adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
+    groups = rc.trainer._clip_groups(model)
+    names = ("a", "v", "l")
+    train = MultimodalData({n: torch.cat([d[0][m] for d in data]) for m, n in enumerate(names)},
+                           torch.cat([d[3] for d in data]), 4,
+                           {n: torch.cat([d[1][m] for d in data]) for m, n in enumerate(names)})
+    mask = torch.cat([d[2] for d in data]).bool()
+    step_fn = StaticStep(model, step_model, opt, adv, cfg, train, mask,
+                         lambda: rc.trainer._clip(*groups, cfg.train.clip_norm),
+                         capture=device.type == "cuda")
+    b = len(data[0][3])
+    idx = [torch.arange(k * b, (k + 1) * b, device=device) for k in range(len(data))]
+    turn = iter(range(1 << 62))
+
+    def step() -> None:
+        step_fn(idx[next(turn) % len(data)])
+
+    return step
+
+
 def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: int = BATCH,
              batches: int = 1, prof: bool = False) -> dict:
     torch.manual_seed(0)
@@ -145,6 +184,8 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: in
         def step():
             xs, _, avail, y = data[next(turn) % batches]
             rel(xs[0], xs[1], xs[2], avail.long(), y)
+    elif case in GRAPH_CASES:
+        step = graph_step(case, device, data)
     else:
         step = paper_step(case, device, data)
     ms = _time_steps(step, device, steps, warmup)

@@ -30,7 +30,7 @@ def relative_advantage(lbar: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, (mean - lbar) / torch.where(positive, mean, 1.0), 0.0)
 
 
-def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float, floor: float) -> torch.Tensor:
+def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float | torch.Tensor, floor: float) -> torch.Tensor:
     """Projected step: ``beta - eta * RA``, floored at ``floor``, scaled to unit L2 norm."""
     b = (beta - eta * ra).clamp(min=floor)
     return b / b.norm()
@@ -77,14 +77,37 @@ class RelativeAdvantage:
             rec: ``[M]`` this batch's reconstruction losses (detached here); observed: ``[M]`` bool.
         """
         c = self.config
+        moves = self.schedule()
         self.lbar = ema_update(self.lbar, rec.detach().float(), observed, c.rho)
         self.ra = relative_advantage(self.lbar)
+        if moves:
+            self.beta = beta_step(self.beta, self.ra, self.eta, c.floor)
+        return self.beta
+
+    def schedule(self) -> bool:
+        """The host's part of a step: grow eta on its schedule, count the step, and say whether
+        beta moves at this step (mode "ra", every ``interval`` steps). :meth:`step` calls it; a
+        CUDA graph step (:mod:`redcore_lite.graphs`) calls it before replaying the device part."""
+        c = self.config
         if self.t % c.growth_every == 0:
             self.eta *= c.growth
-        if c.mode == "ra" and self.t % c.interval == 0:
-            self.beta = beta_step(self.beta, self.ra, self.eta, c.floor)
+        moves = c.mode == "ra" and self.t % c.interval == 0
         self.t += 1
-        return self.beta
+        return moves
+
+    def step_inplace(self, rec: torch.Tensor, observed: torch.Tensor, eta: torch.Tensor,
+                     moves: torch.Tensor) -> torch.Tensor:
+        """The device part of :meth:`step` with the host's decisions as device scalars (``eta``:
+        eta after this step's growth; ``moves``: bool) and the state updated in place, so a CUDA
+        graph can replay it. Call :meth:`schedule` first. Returns this step's beta."""
+        c = self.config
+        lbar = ema_update(self.lbar, rec.detach().float(), observed, c.rho)
+        ra = relative_advantage(lbar)
+        beta = torch.where(moves, beta_step(self.beta, ra, eta, c.floor), self.beta)
+        self.lbar.copy_(lbar)
+        self.ra.copy_(ra)
+        self.beta.copy_(beta)
+        return beta
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and numbers only (loadable with ``weights_only=True``)."""

@@ -107,6 +107,10 @@ class TrainConfig:
     # torch.compile the model (opt-in, dynamic shapes). Not bit-reproducible: compiled kernels
     # round differently from run to run (about 1e-6 a step on CPU), and use their own random streams
     compile: bool = False
+    # replay each training step as one CUDA graph (opt-in, CUDA only, one process; every encoder
+    # runs on the whole batch so that shapes are static): removes the per-kernel launch cost
+    # that bounds a GPU step (redcore_lite.graphs)
+    cuda_graph: bool = False
     tf32: bool = False  # allow TF32 matmuls on Ampere+ GPUs (CUDA only; ignored on CPU)
     progress: bool = False  # tqdm.auto progress bar over epochs
 

@@ -143,6 +143,21 @@ class RedCore(nn.Module):
         h = torch.cat(hs).index_select(0, present.pos)  # mu and logvar gathered together
         return self.encoders[0].split(h.view(len(hs), -1, h.shape[-1]))  # [M, B, d] views
 
+    def encode_zeroed(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
+                      avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`encode_masked` with static shapes: each encoder runs on the whole batch, with a
+        missing modality's input zeroed and its length set to the full length (the zero input of
+        :meth:`encode_masked`). The same values in evaluation; in training each missing row gets
+        its own dropout draw (as in the release). Costs more arithmetic, but its shapes do not
+        depend on the mask, which a CUDA graph needs (:mod:`redcore_lite.graphs`).
+        """
+        hs = []
+        for enc, x, ln, a in zip(self.encoders, inputs, lengths, avail.t().bool()):
+            rows = torch.where(a.view(-1, *([1] * (x.dim() - 1))), x, 0.0)
+            lens = None if ln is None else torch.where(a, ln, x.shape[1])
+            hs.append(enc.packed(rows, lens))
+        return self.encoders[0].split(torch.stack(hs))  # [M, B, d] views
+
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""
         if logvar is None or not (self.training or self.config.sample_at_eval):
@@ -173,15 +188,20 @@ class RedCore(nn.Module):
         return imputed.permute(1, 0, 2).reshape(b, num_mod * d)
 
     def forward(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
-                avail: torch.Tensor, present: PresentRows | None = None) -> RedCoreOutput:
+                avail: torch.Tensor, present: PresentRows | None = None,
+                static: bool = False) -> RedCoreOutput:
         """Full pass: a missing modality's raw input is replaced by zeros before its encoder.
 
         Args:
             inputs: M tensors ``[B, D_m]`` or ``[B, T_m, D_m]``; lengths: M tensors ``[B]`` or None;
             avail: ``[B, M]`` bool; present: optional :class:`PresentRows` of ``avail`` (see
-            :meth:`encode_masked`).
+            :meth:`encode_masked`); static: encode every row (:meth:`encode_zeroed`; shapes that
+            do not depend on the mask, for a CUDA graph).
         """
-        mu, logvar = self.encode_masked(inputs, lengths, avail.bool(), present)
+        if static:
+            mu, logvar = self.encode_zeroed(inputs, lengths, avail)
+        else:
+            mu, logvar = self.encode_masked(inputs, lengths, avail.bool(), present)
         z = self.sample(mu, logvar)
         logits, uni, g, imputed = self.decode(z, avail)
         return RedCoreOutput(logits, uni, z, mu, logvar, g, imputed)

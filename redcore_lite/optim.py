@@ -80,8 +80,14 @@ class Adam:
             p.grad = None
 
     @torch.no_grad()
-    def step(self) -> None:
-        """One Adam update of every parameter that has a gradient."""
+    def step(self, lr: torch.Tensor | None = None) -> None:
+        """One Adam update of every parameter that has a gradient.
+
+        Args:
+            lr: the learning rate as a 0-d tensor on the parameters' device (what a CUDA graph
+                replays; the host sets its value); default ``self.lr``. The ``torch.optim``
+                fallback always uses ``self.lr``.
+        """
         if self._torch is not None:
             for group in self._torch.param_groups:
                 group["lr"] = self.lr
@@ -103,7 +109,7 @@ class Adam:
         else:
             torch._foreach_add_(steps, 1)
         torch._fused_adam_(params, [p.grad for p in params], exp_avg, exp_avg_sq, [], steps,
-                           amsgrad=False, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                           amsgrad=False, lr=self.lr if lr is None else lr, beta1=self.betas[0], beta2=self.betas[1],
                            weight_decay=0.0, eps=self.eps, maximize=False)
 
     def _unshare(self) -> None:

@@ -23,6 +23,7 @@ from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, config_to_dict
 from .data import MultimodalData, Splits, load_data
+from .graphs import StaticStep
 from .losses import LossTerms, compute_losses
 from .masking import eval_patterns, make_mask, pattern_names
 from .metrics import confusion_metrics, pattern_confusion, pattern_metrics
@@ -290,6 +291,10 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     splits.validate()
     _check_config(config, splits)
     device = D.local_device(resolve_device(config.train.device))
+    if config.train.cuda_graph and (device.type != "cuda" or D.world() > 1):
+        raise ValueError(f"train.cuda_graph: got True with device {str(device)!r} and {D.world()} "
+                         "process(es); allowed: True only on a CUDA device in a single process "
+                         "(not under torchrun)")
     devices = [device.index or 0] if device.type == "cuda" else []
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
@@ -301,6 +306,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
         torch.backends.cuda.matmul.allow_tf32 = tf32
     result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
                          "bf16": config.train.bf16, "compile": config.train.compile,
+                         "cuda_graph": config.train.cuda_graph,
                          "tf32": config.train.tf32 and device.type == "cuda"})
     return result
 
@@ -316,7 +322,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             model, device_ids=[device.index] if device.type == "cuda" else None)
     # dynamic: batch sizes and present-row counts change every step (static shapes recompile
     # once per new dimension, minutes for the Transformer on a GPU)
-    step_model = torch.compile(net, dynamic=True) if tc.compile else net
+    # (a CUDA graph's step has static shapes: compiled for them, one recompile for a short batch)
+    step_model = torch.compile(net, dynamic=None if tc.cuda_graph else True) if tc.compile else net
     optimizer = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
@@ -345,6 +352,11 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         hist_rows, etas = [st["history"].cpu()], list(st["etas"])
         epoch_rows, best, start = list(st["epochs"]), dict(st["best"]), int(st["epoch"])
     mask_dev = mask.to(device)
+    static = None  # the CUDA graph step (train.cuda_graph); on a CPU, for tests, run eagerly
+    if tc.cuda_graph:
+        static = StaticStep(model, step_model, optimizer, adv, config, train, mask_dev.clone(),
+                            lambda: _clip(*clip_groups, tc.clip_norm) if tc.clip_norm > 0 else None,
+                            capture=device.type == "cuda")
     epochs = range(start, config.epochs)
     if tc.progress:
         from tqdm.auto import tqdm
@@ -354,6 +366,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         if config.mask.redraw_each_epoch and epoch > 0:
             mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
             mask_dev = mask.to(device)
+            if static is not None:
+                static.set_mask(mask_dev)
         rows = torch.arange(len(train))
         if tc.complete_only:
             rows = rows[mask.all(1)]
@@ -367,6 +381,10 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         buf = torch.empty(num_steps, 2 + 7 * num_mod, device=device)
         model.train()
         for s, (idx, present) in enumerate(plan):
+            if static is not None:
+                buf[s] = static(idx)
+                etas.append(adv.eta)
+                continue
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
             beta_fn = adv.step if D.world() == 1 else (
