@@ -160,7 +160,7 @@ def main() -> None:
     steps = ["--steps", "3", "--warmup", "1"] if dry else ["--steps", "20", "--warmup", "12"]
     b128 = (["paper", "paper-graph", "paper-bf16-graph"] if dry else
             ["paper", "paper-bf16-graph", "paper-graph", "paper-bf16", "release",
-             "paper-compiled-graph", "paper-compiled", "teach"])
+             "paper-compiled-graph", "teach", "paper-compiled"])
     b1024 = ["paper", "paper-bf16-graph"] + ([] if dry else ["paper-graph"])
     for stage, batch, batches, cases in (("step_time_b128", 128, 4, b128),
                                          ("step_time_b1024", 1024, 2, b1024)):
