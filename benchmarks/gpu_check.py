@@ -71,7 +71,7 @@ def fit_child(variant: str, device: str, epochs: int, samples: int) -> dict:
         data={"name": "synthetic", "dims": DIMS, "seq_len": 50, "num_samples": samples,
               "snr": (1.0, 1.0, 1.0)},
         train={"device": device, "epochs_constant": epochs, "epochs_decay": 0,
-               "bf16": variant.startswith("bf16"), "compile": variant == "bf16-compiled",
+               "bf16": variant.startswith("bf16"), "compile": "compiled" in variant,
                "cuda_graph": variant.endswith("graph")})
     splits = rc.load_data(cfg.data, seed=0)
     t0 = time.perf_counter()
@@ -202,7 +202,8 @@ def main() -> None:
         save("sync_check")
     # 4. end-to-end `paper` fits on synthetic IEMOCAP-shaped sequences
     fits = []
-    variants = ("fp32-eager", "bf16-graph") + (("bf16-compiled",) if args.compiled_fit and not dry else ())
+    variants = ("fp32-eager", "bf16-graph") + (("bf16-compiled", "bf16-compiled-graph")
+                                               if args.compiled_fit and not dry else ())
     for variant in variants:
         if dry and variant != "fp32-eager":
             continue

@@ -4,7 +4,7 @@ Cases (each in its own process, so peak memory is per case):
   paper        `paper` preset, random IEMOCAP-shaped batches (B=128; A/V/L dims 130/342/1024,
                lengths 50/20/20), one full bi-level step (forward, beta step, backward, clip, Adam)
   paper-bf16   the same under bf16 autocast (CUDA, or a CPU with native bf16 such as AVX512-BF16)
-  paper-compiled  bf16 + torch.compile (CUDA only)
+  paper-compiled  bf16 + torch.compile (CUDA only; the static-shape step, as fit() compiles it)
   paper-tf32   fp32 with TF32 matmuls (CUDA only)
   paper-graph, paper-bf16-graph, paper-compiled-graph
                `train.cuda_graph`: the step with static shapes (every row encoded), replayed as
@@ -103,14 +103,12 @@ def _time_steps(step, device, steps, warmup) -> float:
 
 
 def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[], None]:
-    """One bi-level step of the `paper` model per call (``case``: paper, paper-tf32, paper-bf16,
-    paper-compiled), set up as ``fit`` sets it up, rotating over the batches in ``data``."""
-    bf16 = case in ("paper-bf16", "paper-compiled")
-    cfg = rc.override(rc.preset("paper"), train={"bf16": bf16, "compile": case == "paper-compiled",
+    """One eager bi-level step of the `paper` model per call (``case``: paper, paper-tf32,
+    paper-bf16), set up as ``fit`` sets it up, rotating over the batches in ``data``."""
+    cfg = rc.override(rc.preset("paper"), train={"bf16": case == "paper-bf16",
                                                  "tf32": case == "paper-tf32"})
     torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32  # what fit() sets for the run
     model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
-    step_model = torch.compile(model, dynamic=True) if cfg.train.compile else model  # as fit()
     opt = rc.trainer.make_optimizer(model, cfg)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
     groups = rc.trainer._clip_groups(model)
@@ -121,26 +119,28 @@ def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[
     def step() -> None:
         k = next(turn) % len(data)
         xs, lens, avail, y = data[k]
-        rc.trainer.train_step(step_model, opt, adv, cfg, xs, lens, avail, y, groups, presents[k])
+        rc.trainer.train_step(model, opt, adv, cfg, xs, lens, avail, y, groups, presents[k])
 
     return step
 
 
-GRAPH_CASES = {"paper-graph": (False, False), "paper-bf16-graph": (True, False),
-               "paper-compiled-graph": (True, True)}  # case -> (bf16, compile)
+STATIC_CASES = {"paper-compiled": (True, True, False), "paper-graph": (False, False, True),
+                "paper-bf16-graph": (True, False, True),
+                "paper-compiled-graph": (True, True, True)}  # case -> (bf16, compile, CUDA graph)
 
 
-def graph_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[], None]:
-    """One `paper` step per call through :class:`redcore_lite.graphs.StaticStep` (``train.cuda_graph``:
-    every row encoded, replayed as a CUDA graph on a GPU), rotating over the batches in ``data``."""
+def static_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[], None]:
+    """One `paper` step per call through :class:`redcore_lite.graphs.StaticStep` (every row
+    encoded; replayed as a CUDA graph on a GPU for the ``-graph`` cases), set up as ``fit`` sets it
+    up for ``train.compile`` / ``train.cuda_graph``, rotating over the batches in ``data``."""
     from redcore_lite.data import MultimodalData
     from redcore_lite.graphs import StaticStep
 
-    bf16, compiled = GRAPH_CASES[case]
-    cfg = rc.override(rc.preset("paper"), train={"bf16": bf16, "compile": compiled, "cuda_graph": True,
+    bf16, compiled, graph = STATIC_CASES[case]
+    cfg = rc.override(rc.preset("paper"), train={"bf16": bf16, "compile": compiled, "cuda_graph": graph,
                                                  "batch_size": len(data[0][3])})
     model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
-    step_model = torch.compile(model) if compiled else model  # as fit() with cuda_graph
+    step_model = torch.compile(model, dynamic=False) if compiled else model  # as fit()
     opt = rc.trainer.make_optimizer(model, cfg)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
     groups = rc.trainer._clip_groups(model)
@@ -151,7 +151,7 @@ def graph_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[
     mask = torch.cat([d[2] for d in data]).bool()
     step_fn = StaticStep(model, step_model, opt, adv, cfg, train, mask,
                          lambda: rc.trainer._clip(*groups, cfg.train.clip_norm),
-                         capture=device.type == "cuda")
+                         capture=graph and device.type == "cuda")
     b = len(data[0][3])
     idx = [torch.arange(k * b, (k + 1) * b, device=device) for k in range(len(data))]
     turn = iter(range(1 << 62))
@@ -184,8 +184,8 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: in
         def step():
             xs, _, avail, y = data[next(turn) % batches]
             rel(xs[0], xs[1], xs[2], avail.long(), y)
-    elif case in GRAPH_CASES:
-        step = graph_step(case, device, data)
+    elif case in STATIC_CASES:
+        step = static_step(case, device, data)
     else:
         step = paper_step(case, device, data)
     ms = _time_steps(step, device, steps, warmup)

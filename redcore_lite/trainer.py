@@ -322,8 +322,12 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             model, device_ids=[device.index] if device.type == "cuda" else None)
     # dynamic: batch sizes and present-row counts change every step (static shapes recompile
     # once per new dimension, minutes for the Transformer on a GPU)
-    # (a CUDA graph's step has static shapes: compiled for them, one recompile for a short batch)
-    step_model = torch.compile(net, dynamic=None if tc.cuda_graph else True) if tc.compile else net
+    # A CUDA graph's step, and a compiled step in one process, have static shapes (every row
+    # encoded): compiled for them, and once more for an epoch's short last batch. (Dynamic
+    # shapes recompiled for every new present-row count, and on torch 2.11 + an H200 inductor
+    # failed on the dynamic `paper` step.) Under torchrun a compiled step keeps dynamic shapes.
+    static_step = tc.cuda_graph or (tc.compile and D.world() == 1)
+    step_model = torch.compile(net, dynamic=not static_step) if tc.compile else net
     optimizer = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
@@ -352,11 +356,11 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         hist_rows, etas = [st["history"].cpu()], list(st["etas"])
         epoch_rows, best, start = list(st["epochs"]), dict(st["best"]), int(st["epoch"])
     mask_dev = mask.to(device)
-    static = None  # the CUDA graph step (train.cuda_graph); on a CPU, for tests, run eagerly
-    if tc.cuda_graph:
+    static = None  # the static-shape step, captured as a CUDA graph with train.cuda_graph
+    if static_step:
         static = StaticStep(model, step_model, optimizer, adv, config, train, mask_dev.clone(),
                             lambda: _clip(*clip_groups, tc.clip_norm) if tc.clip_norm > 0 else None,
-                            capture=device.type == "cuda")
+                            capture=tc.cuda_graph and device.type == "cuda")
     epochs = range(start, config.epochs)
     if tc.progress:
         from tqdm.auto import tqdm
