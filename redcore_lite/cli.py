@@ -130,6 +130,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "in the preset's proportion")
     p.add_argument("--seed", type=int, help="seed of split, masks, initialisation and batches")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the preset's, auto)")
+    p.add_argument("--bf16", action="store_true", help="train.bf16: bf16 autocast in training")
+    p.add_argument("--compile", action="store_true", help="train.compile: torch.compile the model")
+    p.add_argument("--tf32", action="store_true", help="train.tf32: TF32 matmuls (CUDA only)")
+    p.add_argument("--cuda-graph", action="store_true", help="train.cuda_graph: replay each step "
+                   "as one CUDA graph (CUDA only, not under torchrun; fastest with --bf16 --compile)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
 
@@ -157,6 +162,9 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         train["seed"] = args.seed
     if getattr(args, "device", None):
         train["device"] = args.device
+    for flag in ("bf16", "compile", "tf32", "cuda_graph"):  # speed options: on when given
+        if getattr(args, flag, False):
+            train[flag] = True
     epochs = getattr(args, "epochs", None)
     if epochs is not None:
         if epochs < 1:
@@ -208,7 +216,9 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
                "best_epoch": result.best_epoch, "epochs": result.config.epochs, **overall,
                "final_beta": {m: float(beta[m]) for m in result.modalities},
                "realised_rates": {r.modality: float(r.realised) for r in rates.itertuples()},
-               "seconds": seconds, "checkpoint": "checkpoint.pt"}
+               "seconds": seconds, "checkpoint": "checkpoint.pt",
+               "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "bf16", "compile",
+                                                    "cuda_graph", "tf32") if k in result.extra}}
     dump_json(out / "summary.json", summary)
     return summary
 
@@ -272,8 +282,10 @@ def _train_main(args: argparse.Namespace) -> int:
     print(f"{config.data.name}: modalities {mods}; {len(splits.train)}/{len(splits.val)}/"
           f"{len(splits.test)} train/val/test samples, {splits.num_classes} classes")
     print(f"missing rates (realised): {rates}")
+    speed = [f for f in ("bf16", "compile", "tf32", "cuda_graph") if getattr(config.train, f)]
     print(f"{config.model.backbone} backbone, advantage.mode={config.advantage.mode}, "
-          f"{config.epochs} epochs on {device}, seed {config.train.seed}: {seconds:.1f} s")
+          f"{config.epochs} epochs on {device}{' with ' + ', '.join(speed) if speed else ''}, "
+          f"seed {config.train.seed}: {seconds:.1f} s")
     print(f"best epoch {result.best_epoch} (val F1 {summary['val']['f1']:.3f}); test over all "
           f"patterns: WA {test['wa']:.3f}  UA {test['ua']:.3f}  F1 {test['f1']:.3f}")
     print(f"test F1 per pattern: {_pattern_line(result.test)}")

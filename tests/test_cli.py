@@ -125,6 +125,19 @@ def test_train_synthetic_epochs_split(tmp_path, capsys):
     assert code == 0 and "best epoch" in stdout and "final beta" in stdout
     train = json.loads((tmp_path / "config.json").read_text())["train"]
     assert (train["epochs_constant"], train["epochs_decay"]) == (2, 1)  # the smoke proportion 2:1
+    assert not any(train[f] for f in ("bf16", "compile", "tf32", "cuda_graph"))  # off by default
+    run_info = json.loads((tmp_path / "summary.json").read_text())["run"]
+    assert run_info["device"] == "cpu" and run_info["cuda_graph"] is False
+
+
+def test_train_speed_flags_reach_the_config(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "train", "synthetic", "--preset", "smoke", "--epochs", 1,
+                          "--device", "cpu", "--bf16", "--tf32", "--out", tmp_path)
+    assert code == 0 and "on cpu with bf16, tf32" in stdout
+    train = json.loads((tmp_path / "config.json").read_text())["train"]
+    assert train["bf16"] and train["tf32"] and not train["compile"] and not train["cuda_graph"]
+    run_info = json.loads((tmp_path / "summary.json").read_text())["run"]
+    assert run_info["bf16"] is True and run_info["tf32"] is False  # TF32 is CUDA only
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -139,6 +152,8 @@ def test_train_synthetic_epochs_split(tmp_path, capsys):
     (["train", "mfeat", "--views", "fou", "digits"], "views: got .*allowed: two or more"),
     (["train", "iemocap", "--root", "{root}", "--backbone", "mlp"], "got 'mlp' but iemocap holds frame"),
     (["train", "synthetic", "--epochs", "0"], "--epochs: got 0"),
+    (["train", "synthetic", "--cuda-graph", "--device", "cpu"],
+     "train.cuda_graph: got True with device 'cpu'.*allowed: True only on a CUDA device"),
     (["evaluate", "{tmp}/none.pt"], r"checkpoint: '.*none\.pt' does not exist"),
 ])
 def test_cli_errors(tmp_path, capsys, argv, message):

@@ -269,9 +269,9 @@ def test_bf16_autocast_is_an_opt_in_on_cpu_too(cfg3, splits3):
 
 
 def test_compiled_fit_runs_and_matches_eager_closely(cfg3, splits3, monkeypatch):
-    """``train.compile``: one dynamic-shape compilation serves every batch size and present-row
-    count; with the eager random streams (inductor's ``fallback_random``) the losses follow the
-    eager run's (fused kernels round differently)."""
+    """``train.compile``: the static-shape step (every row encoded), compiled once for the full
+    batch and once for the short last batch; with the eager random streams (inductor's
+    ``fallback_random``) the losses follow the eager run's (fused kernels round differently)."""
     import torch._inductor.config as inductor_config
     monkeypatch.setattr(inductor_config, "fallback_random", True)
     cfg = rc.override(cfg3, train={"epochs_constant": 1, "epochs_decay": 0, "device": "cpu"})
