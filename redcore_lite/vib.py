@@ -57,10 +57,24 @@ class _Block(nn.Module):
         self.proj = nn.Linear(4 * d, d)
         self.drop = Dropout(ff_dropout, quantised=True)
 
-    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None) -> torch.Tensor:
-        """``x: [B, T, d]``; ``attn_bias: [B, 1, 1, T]`` additive (0 or -inf), or None."""
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln_1(x)).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+    def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
+                frames: torch.Tensor | None = None, shape: tuple[int, int] | None = None) -> torch.Tensor:
+        """``x: [B, T, d]``; ``attn_bias: [B, 1, 1, T]`` additive (0 or -inf), or None.
+
+        Packed form: ``x: [N, d]`` holds only the valid frames, ``frames: [N]`` their positions
+        in the flattened ``[B * T]`` batch and ``shape = (B, T)``. The per-frame layers then skip
+        the padding; attention runs on the padded ``[B, T]`` layout, where padded keys are masked,
+        so the valid frames' values are the padded computation's.
+        """
+        if frames is not None:
+            b, t = shape
+            d = x.shape[-1]
+            qkv = self.qkv(self.ln_1(x))
+            qkv = qkv.new_zeros(b * t, qkv.shape[-1]).index_copy(0, frames, qkv)
+        else:
+            b, t, d = x.shape
+            qkv = self.qkv(self.ln_1(x))
+        q, k, v = qkv.view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         p = self.attn_dropout if self.training else 0.0
         if p > 0 and x.device.type == "cpu":  # the math path, with the faster CPU dropout
             scores = q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5
@@ -70,7 +84,10 @@ class _Block(nn.Module):
         else:
             mask = None if attn_bias is None else attn_bias.to(q.dtype)
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        x = x + self.ln_12(self.out(a.transpose(1, 2).reshape(b, t, d)))
+        a = a.transpose(1, 2).reshape(b, t, d)
+        if frames is not None:
+            a = a.reshape(b * t, d).index_select(0, frames)
+        x = x + self.ln_12(self.out(a))
         return x + self.ln_22(self.proj(self.drop(F.relu(self.fc(self.ln_2(x))))))
 
 
@@ -94,10 +111,13 @@ class TransformerBackbone(nn.Module):
             nn.init.normal_(blk.proj.weight, std=proj_std)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.proj(x)
         valid = bias = None
         if self.mask_padding and lengths is not None:
             valid = torch.arange(x.shape[1], device=x.device) < lengths[:, None]  # [B, T]
+            if x.device.type == "cpu" and not torch.compiler.is_compiling():
+                return self._packed(x, lengths, valid)
+        h = self.proj(x)
+        if valid is not None:
             bias = torch.zeros(valid.shape, dtype=h.dtype, device=x.device).masked_fill(
                 ~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, T]
         for blk in self.blocks:
@@ -106,6 +126,20 @@ class TransformerBackbone(nn.Module):
             return h.mean(1)
         w = valid.to(h.dtype)[..., None]
         return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+    def _packed(self, x: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` with padding masked, on the valid frames only (CPU: the per-frame layers
+        are most of a step, and a quarter of the frames of a typical batch are padding). The
+        same values as the padded computation, up to rounding; the frame count is read on the
+        host, which costs nothing on a CPU (a GPU keeps the padded, sync-free form)."""
+        b, t = valid.shape
+        frames = valid.reshape(-1).nonzero().squeeze(1)  # [N] valid positions in [B * T]
+        h = self.proj(x.reshape(b * t, -1).index_select(0, frames))  # [N, d]
+        bias = torch.zeros(valid.shape, dtype=h.dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
+        for blk in self.blocks:
+            h = blk(h, bias, frames, (b, t))
+        pooled = h.new_zeros(b, h.shape[-1]).index_add_(0, frames.div(t, rounding_mode="floor"), h)
+        return pooled / valid.sum(1, keepdim=True).clamp(min=1).to(h.dtype)
 
 
 class VIBEncoder(nn.Module):
