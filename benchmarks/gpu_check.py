@@ -1,23 +1,25 @@
-"""One-file GPU check (under 8 minutes on one H200; ``--budget`` caps it): tests, speed, memory,
-no host sync, short fits. Every result is saved as soon as it exists.
+"""One-file GPU check: tests, speed, memory, no host sync, short fits, within a time budget
+(default 290 s, under 5 minutes; on an H200 ``--budget 420`` runs every stage). Each stage's
+result is saved as soon as it exists. In order, most telling first:
 
 1. ``tests/test_graphs.py`` (and the optimizer and no-sync tests) with ``REDCORE_TEST_DEVICE=cuda``:
    the captured CUDA-graph step against the same step run eagerly, resume, no host sync in replay.
-2. ``step_time.py --device cuda`` at the `paper` batch (128), rotating over 4 random batches, one
-   process per case: fp32 eager, the CUDA-graph step (``train.cuda_graph``) in fp32, bf16 and
-   bf16 + torch.compile, bf16 autocast, bf16 + torch.compile, the release's step
-   (``release_reference.py``) and a whole `teach` fit (ms/step, samples/s, peak memory, kernels
-   launched and GPU-busy ms per step); then fp32 eager and the graph step at batch 1024.
-3. The eager training step under ``torch.cuda.set_sync_debug_mode("error")``: any host sync raises.
+2. The eager training step under ``torch.cuda.set_sync_debug_mode("error")``: any host sync raises.
+3. ``step_time.py --device cuda`` at the `paper` batch (128), rotating over 4 random batches, one
+   process per case: fp32 eager, bf16 + CUDA graph (``train.cuda_graph``), bf16 + torch.compile +
+   CUDA graph, bf16 eager, fp32 + CUDA graph, the release's step (``release_reference.py``)
+   (ms/step, samples/s, peak memory, kernels launched and GPU-busy ms per step).
 4. Short end-to-end ``fit``s of the `paper` preset (Transformer) on synthetic sequences with
-   IEMOCAP's dimensions: fp32 eager and bf16 + CUDA graph (seconds, test macro-F1); with
-   ``--compiled-fit`` also bf16 + compile.
+   IEMOCAP's dimensions: fp32 eager and bf16 + CUDA graph (seconds, test macro-F1).
+5. A whole `teach` fit; fp32 eager and bf16 + graph at batch 1024 (where the GPU, not the host,
+   sets the pace); bf16 + compile without a graph; fp32 + graph at batch 1024; with
+   ``--compiled-fit`` also fits in bf16 + compile with and without the graph.
 
-Every stage is guarded: a failure is recorded and the next stage runs; no stage starts once
-``--budget`` seconds have passed. The results file is rewritten (atomically) after every case:
-benchmarks/results/gpu_check.json, and a copy in ``--copy-to`` when given.
+A stage starts only while the budget holds the seconds it needs (about 1.2x what it took on an
+H200); a failure is recorded and the next stage runs. The results file is rewritten
+(atomically) after every stage: benchmarks/results/gpu_check.json, and a copy in ``--copy-to``.
 
-Usage: python benchmarks/gpu_check.py [--copy-to DIR] [--budget 480] [--compiled-fit]
+Usage: python benchmarks/gpu_check.py [--copy-to DIR] [--budget 290] [--compiled-fit]
        python benchmarks/gpu_check.py --dry-run   (CPU, a few steps: checks that the script runs)
 """
 from __future__ import annotations
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -101,8 +104,9 @@ def main() -> None:
     ap.add_argument("--copy-to", default=None, help="also copy the results file into this folder")
     ap.add_argument("--dry-run", action="store_true", help="CPU, few steps, no compile")
     ap.add_argument("--compiled-fit", action="store_true", help="also fit in bf16 + compile")
-    ap.add_argument("--budget", type=float, default=480.0,
-                    help="seconds: no new stage starts after this (default 480)")
+    ap.add_argument("--budget", type=float, default=290.0,
+                    help="seconds for the whole check: a stage starts only while the budget holds "
+                    "the time it needs (default 290: under 5 minutes; 420 runs every stage)")
     ap.add_argument("--fit-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
     ap.add_argument("--epochs", type=int, default=3, help=argparse.SUPPRESS)
@@ -142,46 +146,79 @@ def main() -> None:
         return args.budget - (time.time() - t_start)
 
     save("start")
-    # 1. the CUDA-graph step's tests on the GPU (graph vs eager, resume, no sync)
-    if not dry:
-        env = dict(os.environ, REDCORE_TEST_DEVICE="cuda")
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_graphs.py",
-               "tests/test_optim.py", "tests/test_no_sync.py"]
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=min(150, left()),
-                                 env=env, cwd=ROOT)
-            result["tests_cuda"] = {"returncode": out.returncode, "tail": out.stdout.strip().splitlines()[-25:]}
-        except Exception:
-            result["tests_cuda"] = {"error": _tail(traceback.format_exc())}
-        print("tests:", *result["tests_cuda"].get("tail", [result["tests_cuda"].get("error")])[-3:], flush=True)
-        save("tests_cuda")
-    # 2. one step_time process per case (each saved as it finishes), most telling cases first
     step_script = str(ROOT / "benchmarks" / "step_time.py")
     steps = ["--steps", "3", "--warmup", "1"] if dry else ["--steps", "20", "--warmup", "12"]
-    b128 = (["paper", "paper-graph", "paper-bf16-graph"] if dry else
-            ["paper", "paper-bf16-graph", "paper-graph", "paper-bf16", "release",
-             "paper-compiled-graph", "teach", "paper-compiled"])
-    b1024 = ["paper", "paper-bf16-graph"] + ([] if dry else ["paper-graph"])
-    for stage, batch, batches, cases in (("step_time_b128", 128, 4, b128),
-                                         ("step_time_b1024", 1024, 2, b1024)):
-        rows = result.setdefault(stage, [])
-        for case in cases:
-            limit = 200 if "compiled" in case else 90
-            if left() < min(limit, 40):
-                rows.append({"case": case, "batch": batch, "error": "skipped: time budget spent"})
-                continue
+
+    def tests() -> None:
+        """The CUDA-graph step's tests on the GPU (graph vs eager, resume, no sync)."""
+        env = dict(os.environ, REDCORE_TEST_DEVICE="cuda")
+        cmd = [sys.executable, "-m", "pytest", "-q", "-rP", "-p", "no:cacheprovider",
+               "tests/test_graphs.py", "tests/test_optim.py", "tests/test_no_sync.py"]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env, cwd=ROOT)
+        lines = out.stdout.strip().splitlines()
+        result["tests_cuda"] = {"returncode": out.returncode,
+                                "graph_vs_eager": [x for x in lines if "largest |graph" in x],
+                                "tail": lines[-25:]}
+        print("tests:", *result["tests_cuda"]["graph_vs_eager"], lines[-1] if lines else "", flush=True)
+
+    def sync() -> None:
+        """The eager step under sync debug mode (the graph step's check is in the tests)."""
+        result["sync_check"] = sync_free_steps()
+        print("sync check:", result["sync_check"], flush=True)
+
+    def step_case(case: str, batch: int) -> Callable[[], None]:
+        def job() -> None:
+            stage, batches = f"step_time_b{batch}", 4 if batch == 128 else 2
             out = results_dir / f"{stage}_{case}_{device}.json"
-            cmd = [sys.executable, step_script, "--device", device, "--cases", case,
-                   "--batch", str(batch), "--batches", str(batches), "--profile",
-                   "--timeout", str(int(min(limit, left()))), "--out", str(out)] + steps
+            limit = 200 if "compiled" in case else 90
+            cmd = [sys.executable, step_script, "--device", device, "--cases", case, "--batch", str(batch),
+                   "--batches", str(batches), "--profile", "--timeout", str(limit), "--out", str(out)] + steps
+            code, stdout, stderr = _run(cmd, limit + 30)
+            print(stdout, end="", flush=True)
+            result.setdefault(stage, []).extend(
+                json.loads(out.read_text())["results"] if code == 0 else
+                [{"case": case, "batch": batch, "error": _tail(stderr or stdout)}])
+        return job
+
+    def fit_job(variant: str) -> Callable[[], None]:
+        def job() -> None:
+            cmd = [sys.executable, __file__, "--fit-child", variant, "--device", device,
+                   "--epochs", "1" if dry else "3", "--samples", "300" if dry else "2000"]
+            code, stdout, stderr = _run(cmd, 150)
             try:
-                code, stdout, stderr = _run(cmd, min(limit, left()) + 30)
-                print(stdout, end="", flush=True)
-                rows += json.loads(out.read_text())["results"] if code == 0 else [
-                    {"case": case, "batch": batch, "error": _tail(stderr or stdout)}]
+                row = (json.loads(stdout.strip().splitlines()[-1]) if code == 0 else
+                       {"variant": variant, "error": _tail(stderr or stdout)})
             except Exception:
-                rows.append({"case": case, "batch": batch, "error": _tail(traceback.format_exc())})
-            save(f"{stage}:{case}")
+                row = {"variant": variant, "error": _tail(stderr or stdout or traceback.format_exc())}
+            result.setdefault("fit_paper_synthetic", []).append(row)
+            print("fit:", json.dumps(row), flush=True)
+        return job
+
+    # (name, seconds it needs: about 1.2x what it took on an H200, job), most telling first; a job
+    # starts only while the budget has its seconds left, so a run ends within about --budget
+    jobs: list[tuple[str, float, Callable[[], None]]] = [] if dry else [("tests_cuda", 30, tests),
+                                                                       ("sync_check", 10, sync)]
+    b128 = (["paper", "paper-bf16-graph"] if dry else
+            ["paper", "paper-bf16-graph", "paper-compiled-graph", "paper-bf16", "paper-graph", "release"])
+    jobs += [(f"step_time_b128:{c}", 70 if "compiled" in c else 28, step_case(c, 128)) for c in b128]
+    jobs += [(f"fit_{v}", 15, fit_job(v)) for v in (("fp32-eager",) if dry else ("fp32-eager", "bf16-graph"))]
+    if not dry:
+        jobs += [("step_time_b128:teach", 15, step_case("teach", 128))]
+        jobs += [(f"step_time_b1024:{c}", 28, step_case(c, 1024)) for c in ("paper", "paper-bf16-graph")]
+        jobs += [("step_time_b128:paper-compiled", 70, step_case("paper-compiled", 128)),
+                 ("step_time_b1024:paper-graph", 25, step_case("paper-graph", 1024))]
+        if args.compiled_fit:
+            jobs += [(f"fit_{v}", 90, fit_job(v)) for v in ("bf16-compiled", "bf16-compiled-graph")]
+    for name, need, job in jobs:
+        if left() < need:
+            result.setdefault("skipped", []).append(name)
+            print(f"skipped {name}: {left():.0f} s of the budget left, it needs about {need:.0f} s")
+            continue
+        try:
+            job()
+        except Exception:
+            result.setdefault("errors", {})[name] = _tail(traceback.format_exc())
+        save(name)
     by = {r["case"]: r for r in result.get("step_time_b128", []) if "error" not in r}
     big = {r["case"]: r for r in result.get("step_time_b1024", []) if "error" not in r}
     for tag, rows in (("b128", by), ("b1024", big)):
@@ -192,35 +229,7 @@ def main() -> None:
                 print(f"{tag}: {fast} vs fp32 eager: {x:.2f}x samples/s", flush=True)
     if {"paper", "release"} <= set(by):
         result["ratio_vs_release_b128"] = by["paper"]["ms_per_step"] / by["release"]["ms_per_step"]
-    # 3. the eager step under sync debug mode (the graph step's check is in the tests)
-    if not dry and left() > 20:
-        try:
-            result["sync_check"] = sync_free_steps()
-        except Exception:
-            result["sync_check"] = {"error": _tail(traceback.format_exc())}
-        print("sync check:", result["sync_check"], flush=True)
-        save("sync_check")
-    # 4. end-to-end `paper` fits on synthetic IEMOCAP-shaped sequences
-    fits = []
-    variants = ("fp32-eager", "bf16-graph") + (("bf16-compiled", "bf16-compiled-graph")
-                                               if args.compiled_fit and not dry else ())
-    for variant in variants:
-        if dry and variant != "fp32-eager":
-            continue
-        if left() < 30:
-            fits.append({"variant": variant, "error": "skipped: time budget spent"})
-            continue
-        cmd = [sys.executable, __file__, "--fit-child", variant, "--device", device,
-               "--epochs", "1" if dry else "3", "--samples", "300" if dry else "2000"]
-        code, stdout, stderr = _run(cmd, min(150, left() + 30))
-        try:
-            fits.append(json.loads(stdout.strip().splitlines()[-1]) if code == 0 else
-                        {"variant": variant, "error": _tail(stderr or stdout)})
-        except Exception:
-            fits.append({"variant": variant, "error": _tail(stderr or stdout or traceback.format_exc())})
-        print("fit:", json.dumps(fits[-1]), flush=True)
-        result["fit_paper_synthetic"] = fits
-        save(f"fit_{variant}")
+    save("summary")
     print(f"written {path} in {result['seconds']:.0f} s")
 
 

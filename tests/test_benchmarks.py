@@ -19,6 +19,26 @@ def test_step_time_cases_run_on_cpu():
         assert row["case"] == case and row["ms_per_step"] > 0 and row["batch"] == 8
 
 
+def test_static_step_cases_run_on_cpu():
+    """The CUDA-graph cases' step (static shapes) runs eagerly on a CPU."""
+    for case in ("paper-graph", "paper-bf16-graph"):
+        row = step_time.run_case(case, torch.device("cpu"), steps=1, warmup=1, batch=8, batches=2)
+        assert row["case"] == case and row["ms_per_step"] > 0
+
+
+def test_gpu_check_skips_what_the_budget_cannot_hold():
+    import json
+    import subprocess
+
+    script = Path(gpu_check.__file__)
+    out = subprocess.run([sys.executable, str(script), "--dry-run", "--budget", "0"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    assert "skipped step_time_b128:paper" in out.stdout
+    result = json.loads((script.parent.parent / "build" / "gpu_check_dry" / "gpu_check_dry.json").read_text())
+    assert result["skipped"] == ["step_time_b128:paper", "step_time_b128:paper-bf16-graph", "fit_fp32-eager"]
+    assert result["stages_done"] == ["start", "summary"]
+
+
 def test_profile_reports_the_parts_of_the_step():
     row = step_time.run_case("paper", torch.device("cpu"), steps=1, warmup=1, batch=8, prof=True)
     parts = row["host_ms_per_step_by_part"]
