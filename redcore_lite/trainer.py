@@ -320,8 +320,6 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     if D.world() > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    # dynamic: batch sizes and present-row counts change every step (static shapes recompile
-    # once per new dimension, minutes for the Transformer on a GPU)
     # A CUDA graph's step, and a compiled step in one process, have static shapes (every row
     # encoded): compiled for them, and once more for an epoch's short last batch. (Dynamic
     # shapes recompiled for every new present-row count, and on torch 2.11 + an H200 inductor
