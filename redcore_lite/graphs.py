@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 
+from . import distributed as D
 from .advantage import RelativeAdvantage
 from .config import Config
 from .data import MultimodalData
@@ -42,7 +43,8 @@ class StaticStep:
 
     Args:
         model: the RedCore (uncompiled; its state is snapshotted around the warm-up);
-        step_model: what runs the forward pass (``model`` or ``torch.compile(model)``);
+        step_model: what runs the forward pass (``model``, ``torch.compile(model)``, or under
+            torchrun the DistributedDataParallel wrapper; a graph needs a single process);
         optimizer, adv, config: as in :func:`redcore_lite.trainer.train_step`;
         train: the training data (on the training device); mask: ``[N, M]`` bool on that device;
         clip: ``clip()`` clips the gradients (no host sync); capture: record a CUDA graph.
@@ -83,9 +85,12 @@ class StaticStep:
         with torch.autocast(avail.device.type, dtype=torch.bfloat16, enabled=tc.bf16,
                             cache_enabled=False):
             out = self.step_model(xs, lens, avail, None, True)
-        terms = compute_losses(out, y, avail,
-                               lambda rec, obs: adv.step_inplace(rec, obs, self.eta, self.moves),
-                               self.config.loss)
+        def beta(rec: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+            if D.world() > 1:  # under torchrun (compiled, no graph): every rank's Rec and n_m
+                rec, observed = D.global_rec(rec, avail)
+            return adv.step_inplace(rec, observed, self.eta, self.moves)
+
+        terms = compute_losses(out, y, avail, beta, self.config.loss)
         self.optimizer.zero_grad()
         terms.total.backward()
         self.clip()

@@ -320,12 +320,12 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     if D.world() > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    # A CUDA graph's step, and a compiled step in one process, have static shapes (every row
-    # encoded): compiled for them, and once more for an epoch's short last batch. (Dynamic
-    # shapes recompiled for every new present-row count, and on torch 2.11 + an H200 inductor
-    # failed on the dynamic `paper` step.) Under torchrun a compiled step keeps dynamic shapes.
-    static_step = tc.cuda_graph or (tc.compile and D.world() == 1)
-    step_model = torch.compile(net, dynamic=not static_step) if tc.compile else net
+    # A CUDA graph's step and a compiled step have static shapes (every row encoded): compiled
+    # for them, and once more for an epoch's short last batch. (Dynamic shapes recompiled for
+    # every new present-row count, and on torch 2.11 + an H200 inductor failed on the dynamic
+    # `paper` step.)
+    static_step = tc.cuda_graph or tc.compile
+    step_model = torch.compile(net, dynamic=False) if tc.compile else net
     optimizer = make_optimizer(model, config)
     adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)

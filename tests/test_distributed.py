@@ -23,8 +23,10 @@ def _torchrun(args, tmp_path, timeout=240):
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
-def test_two_ranks_share_beta(tmp_path):
-    proc = _torchrun([str(HERE / "ddp_worker.py"), str(tmp_path)], tmp_path)
+@pytest.mark.parametrize("mode", ["eager", "compile"])
+def test_two_ranks_share_beta(tmp_path, mode):
+    """Eager, and compiled (the static-shape step under DistributedDataParallel)."""
+    proc = _torchrun([str(HERE / "ddp_worker.py"), str(tmp_path), mode], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     h0 = pd.read_csv(tmp_path / "history_rank0.csv")
     h1 = pd.read_csv(tmp_path / "history_rank1.csv")
