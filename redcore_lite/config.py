@@ -104,9 +104,9 @@ class TrainConfig:
     seed: int = 0  # one seed for split, masks, initialisation, batches and dropout
     device: str = "auto"  # "auto", "cpu" or "cuda" (or "cuda:N")
     bf16: bool = False  # bf16 autocast in training (opt-in; fast on GPUs and CPUs with native bf16)
-    # torch.compile the model (opt-in; the step with static shapes, as for cuda_graph).
-    # Not bit-reproducible: compiled kernels
-    # round differently from run to run (about 1e-6 a step on CPU), and use their own random streams
+    # torch.compile the model (opt-in; the step with static shapes, as for cuda_graph). Not
+    # bit-reproducible: compiled kernels round differently from run to run (about 1e-6 a step on
+    # CPU), and use their own random streams
     compile: bool = False
     # replay each training step as one CUDA graph (opt-in, CUDA only, one process; every encoder
     # runs on the whole batch so that shapes are static): removes the per-kernel launch cost

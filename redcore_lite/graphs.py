@@ -85,6 +85,7 @@ class StaticStep:
         with torch.autocast(avail.device.type, dtype=torch.bfloat16, enabled=tc.bf16,
                             cache_enabled=False):
             out = self.step_model(xs, lens, avail, None, True)
+
         def beta(rec: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
             if D.world() > 1:  # under torchrun (compiled, no graph): every rank's Rec and n_m
                 rec, observed = D.global_rec(rec, avail)
@@ -95,9 +96,7 @@ class StaticStep:
         terms.total.backward()
         self.clip()
         self.optimizer.step(lr=self.lr)
-        return torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
-                          terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),
-                          terms.observed.float(), adv.beta, adv.ra, adv.lbar])
+        return terms.history_row(adv.beta, adv.ra, adv.lbar)
 
     def __call__(self, idx: torch.Tensor) -> torch.Tensor:
         """Run one step on the samples ``idx`` (``[b]`` long, on the device)."""

@@ -58,6 +58,13 @@ class LossTerms:
     rec: torch.Tensor  # [M]
     observed: torch.Tensor  # [M] bool
 
+    def history_row(self, *state: torch.Tensor) -> torch.Tensor:
+        """One row of the training history, on the device: loss, fused CE, then per modality
+        CE, KL, Rec, observed, followed by ``state`` (the trainer passes beta, RA and Lbar)."""
+        return torch.cat([self.total.detach()[None], self.ce_fused.detach()[None],
+                          self.ce_unimodal.detach(), self.kl.detach(), self.rec.detach(),
+                          self.observed.float(), *state])
+
 
 def _weighted(w: float, x: torch.Tensor) -> torch.Tensor:
     """``w * x``, without an operation when w = 1 (the same value: 1.0 * x is exactly x)."""

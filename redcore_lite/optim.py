@@ -109,8 +109,8 @@ class Adam:
         else:
             torch._foreach_add_(steps, 1)
         torch._fused_adam_(params, [p.grad for p in params], exp_avg, exp_avg_sq, [], steps,
-                           amsgrad=False, lr=self.lr if lr is None else lr, beta1=self.betas[0], beta2=self.betas[1],
-                           weight_decay=0.0, eps=self.eps, maximize=False)
+                           amsgrad=False, lr=self.lr if lr is None else lr, beta1=self.betas[0],
+                           beta2=self.betas[1], weight_decay=0.0, eps=self.eps, maximize=False)
 
     def _unshare(self) -> None:
         """Give every parameter its own step count (before a step that skips some)."""

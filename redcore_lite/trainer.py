@@ -394,9 +394,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
-            buf[s] = torch.cat([terms.total.detach()[None], terms.ce_fused.detach()[None],
-                                terms.ce_unimodal.detach(), terms.kl.detach(), terms.rec.detach(),
-                                terms.observed.float(), adv.beta, adv.ra, adv.lbar])
+            buf[s] = terms.history_row(adv.beta, adv.ra, adv.lbar)
         host = buf.cpu()  # the one host copy of this epoch's history
         if not bool(torch.isfinite(host[:, 0]).all()):
             bad = int((~torch.isfinite(host[:, 0])).nonzero()[0])

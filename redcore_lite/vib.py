@@ -66,14 +66,12 @@ class _Block(nn.Module):
         the padding; attention runs on the padded ``[B, T]`` layout, where padded keys are masked,
         so the valid frames' values are the padded computation's.
         """
-        if frames is not None:
-            b, t = shape
-            d = x.shape[-1]
-            qkv = self.qkv(self.ln_1(x))
+        qkv = self.qkv(self.ln_1(x))
+        if frames is not None:  # back to the padded layout for attention
+            (b, t), d = shape, x.shape[-1]
             qkv = qkv.new_zeros(b * t, qkv.shape[-1]).index_copy(0, frames, qkv)
         else:
             b, t, d = x.shape
-            qkv = self.qkv(self.ln_1(x))
         q, k, v = qkv.view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         p = self.attn_dropout if self.training else 0.0
         if p > 0 and x.device.type == "cpu":  # the math path, with the faster CPU dropout
@@ -89,6 +87,12 @@ class _Block(nn.Module):
             a = a.reshape(b * t, d).index_select(0, frames)
         x = x + self.ln_12(self.out(a))
         return x + self.ln_22(self.proj(self.drop(F.relu(self.fc(self.ln_2(x))))))
+
+
+def _attn_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``valid: [B, T]`` bool -> additive attention bias ``[B, 1, 1, T]`` (0, or -inf at padding)."""
+    return torch.zeros(valid.shape, dtype=dtype, device=valid.device).masked_fill(
+        ~valid, float("-inf"))[:, None, None, :]
 
 
 class TransformerBackbone(nn.Module):
@@ -115,11 +119,10 @@ class TransformerBackbone(nn.Module):
         if self.mask_padding and lengths is not None:
             valid = torch.arange(x.shape[1], device=x.device) < lengths[:, None]  # [B, T]
             if x.device.type == "cpu" and not torch.compiler.is_compiling():
-                return self._packed(x, lengths, valid)
+                return self._packed(x, valid)
         h = self.proj(x)
         if valid is not None:
-            bias = torch.zeros(valid.shape, dtype=h.dtype, device=x.device).masked_fill(
-                ~valid, float("-inf"))[:, None, None, :]  # [B, 1, 1, T]
+            bias = _attn_bias(valid, h.dtype)
         for blk in self.blocks:
             h = blk(h, bias)
         if valid is None:
@@ -127,7 +130,7 @@ class TransformerBackbone(nn.Module):
         w = valid.to(h.dtype)[..., None]
         return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
 
-    def _packed(self, x: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def _packed(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` with padding masked, on the valid frames only (CPU: the per-frame layers
         are most of a step, and a quarter of the frames of a typical batch are padding). The
         same values as the padded computation, up to rounding; the frame count is read on the
@@ -135,7 +138,7 @@ class TransformerBackbone(nn.Module):
         b, t = valid.shape
         frames = valid.reshape(-1).nonzero().squeeze(1)  # [N] valid positions in [B * T]
         h = self.proj(x.reshape(b * t, -1).index_select(0, frames))  # [N, d]
-        bias = torch.zeros(valid.shape, dtype=h.dtype).masked_fill(~valid, float("-inf"))[:, None, None, :]
+        bias = _attn_bias(valid, h.dtype)
         for blk in self.blocks:
             h = blk(h, bias, frames, (b, t))
         pooled = h.new_zeros(b, h.shape[-1]).index_add_(0, frames.div(t, rounding_mode="floor"), h)
