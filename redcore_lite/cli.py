@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +23,15 @@ from typing import Any
 import pandas as pd
 
 from .checkpoint import atomic_write_text, dump_json, load_model
-from .config import PRESETS, Config, config_from_dict, config_to_dict, override, preset
+from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_dict, config_to_dict, override,
+                     override_from_strings, preset)
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import realised_rates
-from .trainer import Result, evaluate, fit, resolve_device
+from .trainer import LatentCollapseWarning, Result, evaluate, fit, resolve_device
 
 __all__ = ["Subcommand", "SUBCOMMANDS", "register", "build_parser", "main", "add_data_arguments",
-           "add_run_arguments", "config_from_args", "write_result"]
+           "add_run_arguments", "add_config_arguments", "config_from_args", "write_result"]
 
 PROG = "redcore-lite"
 
@@ -135,8 +137,28 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tf32", action="store_true", help="train.tf32: TF32 matmuls (CUDA only)")
     p.add_argument("--cuda-graph", action="store_true", help="train.cuda_graph: replay each step "
                    "as one CUDA graph (CUDA only, not under torchrun; fastest with --bf16 --compile)")
+    add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """The release-protocol switches, the initialisation, and ``--set`` for any config field."""
+    p.add_argument("--init", choices=("release", "torch"),
+                   help="model.init: the release's kaiming-normal initialisation, or PyTorch's "
+                   "defaults (default: the preset's)")
+    p.add_argument("--redraw-masks", action="store_true", help="mask.redraw_each_epoch: draw new "
+                   "training masks every epoch (the release protocol: modality dropout)")
+    p.add_argument("--sample-at-eval", action="store_true", help="model.sample_at_eval: sample z "
+                   "at evaluation too (the release: random test predictions)")
+    p.add_argument("--no-mask-padding", action="store_true", help="model.mask_padding=False: the "
+                   "Transformer attends to and pools over padded frames (the release)")
+    p.add_argument("--release-protocol", action="store_true", help="all three of --redraw-masks "
+                   "--sample-at-eval --no-mask-padding")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any config field, e.g. --set train.lr=1e-3 --set mask.rates=0.2,0.5,0.8 "
+                   "(repeatable; applied last)")
 
 
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
@@ -172,12 +194,22 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         share = config.train.epochs_constant / max(1, config.epochs)
         train["epochs_constant"] = max(1, round(epochs * share))
         train["epochs_decay"] = epochs - train["epochs_constant"]
-    sections: dict[str, dict[str, Any]] = {"data": data, "train": train}
+    sections: dict[str, dict[str, Any]] = {"data": data, "train": train, "model": {}, "mask": {}}
     if getattr(args, "mode", None):
         sections["advantage"] = {"mode": args.mode}
     if getattr(args, "rates", None):
-        sections["mask"] = {"rates": _flat(args.rates)}
-    return override(config, **sections)
+        sections["mask"]["rates"] = _flat(args.rates)
+    if getattr(args, "init", None):
+        sections["model"]["init"] = args.init
+    if getattr(args, "release_protocol", False):
+        for section, fields in RELEASE_PROTOCOL.items():
+            sections[section].update(fields)
+    for flag, (section, name, value) in {"redraw_masks": ("mask", "redraw_each_epoch", True),
+                                         "sample_at_eval": ("model", "sample_at_eval", True),
+                                         "no_mask_padding": ("model", "mask_padding", False)}.items():
+        if getattr(args, flag, False):
+            sections[section][name] = value
+    return override_from_strings(override(config, **sections), getattr(args, "assignments", []))
 
 
 def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given: bool) -> Config:
@@ -216,7 +248,7 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
                "best_epoch": result.best_epoch, "epochs": result.config.epochs, **overall,
                "final_beta": {m: float(beta[m]) for m in result.modalities},
                "realised_rates": {r.modality: float(r.realised) for r in rates.itertuples()},
-               "seconds": seconds, "checkpoint": "checkpoint.pt",
+               "seconds": seconds, "checkpoint": "checkpoint.pt", "warnings": list(result.warnings),
                "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "bf16", "compile",
                                                     "cuda_graph", "tf32") if k in result.extra}}
     dump_json(out / "summary.json", summary)
@@ -271,7 +303,9 @@ def _train_main(args: argparse.Namespace) -> int:
                          "continue it, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    result = fit(config, splits, checkpoint=ckpt, resume=args.resume)
+    with warnings.catch_warnings():  # printed below, once, from result.warnings
+        warnings.simplefilter("ignore", LatentCollapseWarning)
+        result = fit(config, splits, checkpoint=ckpt, resume=args.resume)
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
@@ -292,6 +326,8 @@ def _train_main(args: argparse.Namespace) -> int:
     print("final beta: " + "  ".join(f"{m} {b:.3f}" for m, b in summary["final_beta"].items()))
     print(f"wrote {out}/: config.json epochs.csv val_patterns.csv test_patterns.csv history.csv "
           "mask_rates.csv summary.json checkpoint.pt")
+    for message in result.warnings:
+        print(f"{PROG} train: warning: {message}", file=sys.stderr)
     return 0
 
 
@@ -366,6 +402,7 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each "
                    "(default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="results CSV: each finished run is "
                    "appended; an existing file is resumed (OUT.json holds config and sessions)")
 
@@ -391,6 +428,11 @@ def _sweep(args: argparse.Namespace) -> int:
     command = " ".join([PROG, "sweep", args.dataset, *data, *source,
                         *([f"--epochs {args.epochs}"] if args.epochs else []),
                         *([f"--device {args.device}"] if args.device else []),
+                        *([f"--init {args.init}"] if args.init else []),
+                        *[f"--{f.replace('_', '-')}" for f in ("redraw_masks", "sample_at_eval",
+                                                              "no_mask_padding", "release_protocol")
+                          if getattr(args, f)],
+                        *[f"--set {a}" for a in args.assignments],
                         "--variants", *variants, "--settings", *settings, "--seeds",
                         str(args.seeds), "--workers", str(args.workers), "--out", str(args.out)])
     start = time.perf_counter()

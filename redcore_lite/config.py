@@ -6,13 +6,18 @@ value. Change a field with :func:`dataclasses.replace` (or :func:`override`), ne
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "DataConfig", "MaskConfig", "ModelConfig", "LossConfig", "AdvantageConfig", "TrainConfig",
-    "Config", "preset", "PRESETS", "override", "config_to_dict", "config_from_dict",
+    "Config", "preset", "PRESETS", "RELEASE_PROTOCOL", "override", "override_from_strings", "config_to_dict",
+    "config_from_dict",
 ]
 
 
@@ -64,6 +69,11 @@ class ModelConfig:
     sample_at_eval: bool = False  # True = release: sample z at evaluation (random predictions)
     imputation: str = "generator"  # "generator" (RedCore) or "zero" (ablation: late fusion)
     unimodal_heads: bool = True  # False = ablation: no per-modality classifiers
+    # "release": the authors' init_net (kaiming-normal fan-in weights, zero biases on every linear
+    # layer; the attention's input projection N(0, 1/d), bias 0); "torch": PyTorch's defaults
+    # (uniform +-1/sqrt(fan_in)). With "torch" the paper recipe was seen to collapse its latents
+    # on IEMOCAP-format data and stay at chance (benchmarks/RESULTS.md, release parity)
+    init: str = "release"
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ class TrainConfig:
     batch_size: int = 128  # training batch size
     eval_batch_size: int = 1024  # samples per evaluation chunk (each under every pattern)
     lr: float = 2e-4  # Adam learning rate
-    adam_beta1: float = 0.5  # Adam beta1 (MMIN default 0.5)
+    adam_beta1: float = 0.9  # Adam beta1 (the release's option default; its scripts keep it)
     clip_norm: float = 1.0  # gradient clipping, per sub-network (0 = off)
     complete_only: bool = False  # ablation: train only on samples with every modality present
     seed: int = 0  # one seed for split, masks, initialisation, batches and dropout
@@ -137,9 +147,9 @@ def _smoke() -> Config:
     return Config(
         data=DataConfig(num_samples=240, dims=(12, 10, 8)),
         model=ModelConfig(latent_dim=16, mlp_hidden=32, gen_layers=(32, 16), gen_blocks=2,
-                          head_layers=(32,), head_dropout=0.1),
+                          head_layers=(32,), head_dropout=0.1, init="torch"),
         advantage=AdvantageConfig(growth_every=20, interval=1),
-        train=TrainConfig(epochs_constant=4, epochs_decay=2, batch_size=32, lr=1e-2),
+        train=TrainConfig(epochs_constant=4, epochs_decay=2, batch_size=32, lr=1e-2, adam_beta1=0.5),
     )
 
 
@@ -148,10 +158,13 @@ def _teach() -> Config:
         data=DataConfig(num_samples=1200),
         # one generator block and linear heads: 30% faster than 2 blocks and (64,)-wide heads with
         # dropout 0.2 (the teach preset before 2026-11-27), and as accurate or more (benchmarks/RESULTS.md)
+        # init "torch" and Adam beta1 0.5: the values the teach results in data/results/ were
+        # computed with (before the release's init and beta1 were checked, 2026-12-02)
         model=ModelConfig(latent_dim=32, mlp_hidden=64, gen_layers=(64, 32), gen_blocks=1,
-                          head_layers=(), head_dropout=0.0),
+                          head_layers=(), head_dropout=0.0, init="torch"),
         advantage=AdvantageConfig(growth_every=100),
-        train=TrainConfig(epochs_constant=15, epochs_decay=15, batch_size=128, lr=3e-3),
+        train=TrainConfig(epochs_constant=15, epochs_decay=15, batch_size=128, lr=3e-3,
+                          adam_beta1=0.5),
     )
 
 
@@ -165,6 +178,15 @@ def _paper() -> Config:
 
 
 PRESETS = {"smoke": _smoke, "teach": _teach, "paper": _paper}
+
+# The release's evaluation and masking protocol, where it differs from redcore_lite's defaults
+# (each is a defect there, kept as a switch): training masks that move between samples every
+# epoch, z sampled at evaluation, and padded frames inside attention and pooling.
+# ``override(config, **RELEASE_PROTOCOL)``; on the command line ``--release-protocol``.
+RELEASE_PROTOCOL: dict[str, dict[str, Any]] = {
+    "mask": {"redraw_each_epoch": True},
+    "model": {"sample_at_eval": True, "mask_padding": False},
+}
 
 
 def preset(name: str = "auto") -> Config:
@@ -212,5 +234,70 @@ def config_from_dict(d: dict[str, Any]) -> Config:
         types = {g.name: g for g in dataclasses.fields(cls)}
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get(f.name, {}).items()
                   if k in types}
+        if f.name == "model" and "model" in d and "init" not in d["model"]:
+            values["init"] = "torch"  # saved before model.init existed: PyTorch's initialisation
         sections[f.name] = cls(**values)
     return Config(**sections)
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _parse_value(text: str, kind: Any, where: str) -> Any:
+    """``text`` as a value of the field type ``kind`` (bool, int, float, str or a tuple of them)."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        args = [a for a in typing.get_args(kind) if a is not Ellipsis]
+        text = text.strip()
+        try:
+            items = (json.loads(text) if text.startswith("[")
+                     else [v for v in text.split(",") if v.strip()])
+        except json.JSONDecodeError:
+            raise ValueError(f"{where}: got {text!r}; allowed: a JSON list or comma-separated "
+                             "values") from None
+        if not isinstance(items, list):
+            raise ValueError(f"{where}: got {text!r}; allowed: a JSON list or comma-separated values")
+        elem = args[0] if args else str
+        if typing.get_origin(elem) is tuple:  # nested tuples (e.g. frame ranges) come as JSON
+            return tuple(tuple(v) for v in items)
+        return tuple(_parse_value(str(v) if not isinstance(v, str) else v, elem, where) for v in items)
+    low = text.strip().lower()
+    if kind is bool:
+        if low in _TRUE or low in _FALSE:
+            return low in _TRUE
+        raise ValueError(f"{where}: got {text!r}; allowed: true or false")
+    if kind in (int, float):
+        try:
+            value = kind(text.strip()) if kind is float else int(text.strip())
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"{where}: got {text!r}; allowed: {what}") from None
+        if kind is float and not math.isfinite(value):
+            raise ValueError(f"{where}: got {text!r}; allowed: a finite number")
+        return value
+    return text
+
+
+def override_from_strings(config: Config, assignments: Sequence[str]) -> Config:
+    """Return ``config`` with ``SECTION.FIELD=VALUE`` assignments applied (the CLI's ``--set``).
+
+    Values are read as the field's type: ``true``/``false`` for flags, numbers, strings, and a JSON
+    list or comma-separated values for tuples (``mask.rates=0.2,0.5,0.8``).
+    """
+    sections: dict[str, dict[str, Any]] = {}
+    for text in assignments:
+        key, sep, raw = text.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set: got {text!r}; allowed: SECTION.FIELD=VALUE, e.g. "
+                             "model.init=torch or train.lr=1e-3")
+        if not hasattr(config, section):
+            raise ValueError(f"--set {text}: unknown section {section!r}; allowed: "
+                             + ", ".join(f.name for f in dataclasses.fields(config)))
+        cls = type(getattr(config, section))
+        hints = typing.get_type_hints(cls)
+        if name not in hints:
+            raise ValueError(f"--set {text}: unknown field {name!r} of {section!r}; allowed: "
+                             + ", ".join(sorted(hints)))
+        sections.setdefault(section, {})[name] = _parse_value(raw, hints[name], f"--set {key.strip()}")
+    return override(config, **sections)

@@ -14,9 +14,9 @@ from torch import nn
 from .config import ModelConfig
 from .layers import Dropout
 from .generators import ResidualGenerators, StackedLinear
-from .vib import MLPBackbone, TransformerBackbone, VIBEncoder, reparameterize
+from .vib import MLPBackbone, TransformerBackbone, VIBEncoder, _Block, reparameterize
 
-__all__ = ["RedCoreOutput", "PresentRows", "RedCore", "build_model"]
+__all__ = ["RedCoreOutput", "PresentRows", "RedCore", "build_model", "release_init", "INITS"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,37 @@ class RedCoreOutput:
     imputed: torch.Tensor  # [M, B, d] r_m = a_m z_m + (1 - a_m) g_m (or 0 with zero imputation)
 
 
+@torch.no_grad()
+def release_init(module: nn.Module) -> nn.Module:
+    """The release's initialisation, in place; returns ``module``.
+
+    The release's ``BaseModel.setup()`` runs ``init_net(net, init_type="kaiming")`` on every
+    network, which re-initialises every module whose class name contains "Linear" (also the
+    attention's ``out_proj``) with ``kaiming_normal_(a=0, mode="fan_in")`` weights, i.e.
+    N(0, 2 / fan_in), and zero biases. Here that is every ``nn.Linear`` and every slice of a
+    :class:`StackedLinear` (one release Linear per modality, fan-in = its input width). The
+    attention's input projection is a parameter of ``nn.MultiheadAttention`` in the release, not
+    a Linear module, so ``init_net`` leaves it as the Transformer set it: weights N(0, 1/d), bias 0.
+    LayerNorms keep weight 1 and bias 0 (their class names do not contain "Linear").
+    """
+    for mod in module.modules():
+        if isinstance(mod, nn.Linear):
+            nn.init.kaiming_normal_(mod.weight, a=0, mode="fan_in")
+            if mod.bias is not None:
+                mod.bias.zero_()
+        elif isinstance(mod, StackedLinear):  # weight [M, in, out]: fan-in is dim 1
+            mod.weight.normal_(0.0, (2.0 / mod.weight.shape[1]) ** 0.5)
+            mod.bias.zero_()
+    for mod in module.modules():
+        if isinstance(mod, _Block):
+            mod.qkv.weight.normal_(0.0, mod.qkv.weight.shape[1] ** -0.5)
+            mod.qkv.bias.zero_()
+    return module
+
+
+INITS = {"release": release_init, "torch": lambda module: module}  # model.init -> initialiser
+
+
 def _head(num: int | None, in_dim: int, layers: Sequence[int], out: int, dropout: float) -> nn.Sequential:
     """Classifier MLP (release FcClassifier): [Linear, ReLU, Dropout] per hidden layer, then Linear."""
     mods: list[nn.Module] = []
@@ -91,6 +122,7 @@ class RedCore(nn.Module):
             if seed is not None:
                 torch.manual_seed(seed * 7919 + k)
 
+        init = INITS[config.init]
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             encoders = []
             for m, dim in enumerate(input_dims):
@@ -100,16 +132,16 @@ class RedCore(nn.Module):
                 else:
                     bb = TransformerBackbone(dim, d, config.num_layers, config.num_heads,
                                              config.attn_dropout, config.ff_dropout, config.mask_padding)
-                encoders.append(VIBEncoder(bb, d, vib=config.vib))
+                encoders.append(init(VIBEncoder(bb, d, vib=config.vib)))
             self.encoders = nn.ModuleList(encoders)
             seeded(100)
-            self.generators = ResidualGenerators(num_mod, d, config.gen_layers, config.gen_blocks)
+            self.generators = init(ResidualGenerators(num_mod, d, config.gen_layers, config.gen_blocks))
             seeded(101)
-            self.fused_head = _head(None, num_mod * d, config.head_layers, num_classes,
-                                    config.head_dropout)
+            self.fused_head = init(_head(None, num_mod * d, config.head_layers, num_classes,
+                                         config.head_dropout))
             seeded(102)
-            self.unimodal_heads = (_head(num_mod, d, config.head_layers, num_classes,
-                                         config.head_dropout) if config.unimodal_heads else None)
+            self.unimodal_heads = (init(_head(num_mod, d, config.head_layers, num_classes,
+                                              config.head_dropout)) if config.unimodal_heads else None)
 
     def encode(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None]
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -259,6 +291,7 @@ def build_model(config: ModelConfig, input_dims: Sequence[int], num_classes: int
 
     check_choice(config.backbone, ("mlp", "transformer"), "model.backbone")
     check_choice(config.imputation, ("generator", "zero"), "model.imputation")
+    check_choice(config.init, tuple(INITS), "model.init")
     check_positive(config.latent_dim, "model.latent_dim", integer=True)
     check_positive(config.gen_blocks, "model.gen_blocks", integer=True)
     for name in ("head_dropout", "attn_dropout", "ff_dropout"):

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 from .masking import pattern_counts
 
 __all__ = ["set_theme", "mask_heatmap", "availability_bars", "pattern_histogram", "mask_overview",
-           "lines", "histograms", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep"]
+           "lines", "histograms", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep",
+           "latent_collapse"]
 
 _THEMED = False
 _LABELS = {"beta": "β (weight of Rec_m)", "ra": "relative advantage RA_m",
@@ -228,6 +229,49 @@ def advantage_dynamics(history: pd.DataFrame, modalities: Sequence[str], *,
         if key == "ra":
             ax.axhline(0.0, color="black", linewidth=0.8)
     axes[0].legend(fontsize="small")
+    return _done(fig, own)
+
+
+def latent_collapse(runs: Mapping[str, pd.DataFrame], modalities: Sequence[str], *,
+                    num_classes: int | None = None, axes: Sequence[Axes] | None = None) -> Figure:
+    """How a run's latents collapse, or do not, over epochs; one line per run.
+
+    Panels: the fused cross-entropy (training mean; a dotted line at chance, log C), the
+    reconstruction loss (training mean over modalities), and the smallest ratio over modalities of
+    the latents' between-sample spread to the posterior SD (validation; log scale, with the
+    collapse threshold of :func:`redcore_lite.trainer.collapse_warning`).
+
+    Args:
+        runs: name -> :meth:`Result.diagnostics` frame (index epoch; columns ``ce_fused``,
+            ``rec_<m>``, ``spread_<m>``, ``post_sd_<m>``); modalities: names.
+        num_classes: C, for the chance line of the first panel.
+    """
+    from .trainer import COLLAPSE_RATIO
+
+    set_theme()
+    own = axes is None
+    if own:
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), squeeze=False)
+        axes = list(axes[0])
+    fig = axes[0].figure
+    for i, (name, frame) in enumerate(runs.items()):
+        x, colour = frame.index.to_numpy(), f"C{i % 10}"
+        rec = frame[[f"rec_{m}" for m in modalities]].mean(axis=1)
+        ratio = pd.concat([frame[f"spread_{m}"] / frame[f"post_sd_{m}"] for m in modalities], axis=1)
+        axes[0].plot(x, frame["ce_fused"].to_numpy(), color=colour, label=name)
+        axes[1].plot(x, rec.to_numpy(), color=colour, label=name)
+        axes[2].plot(x, ratio.min(axis=1).to_numpy(), color=colour, label=name)
+    if num_classes:
+        axes[0].axhline(np.log(num_classes), color="black", linestyle=":", linewidth=1,
+                        label=f"chance (log {num_classes})")
+    axes[2].axhline(COLLAPSE_RATIO, color="black", linestyle=":", linewidth=1, label="collapse threshold")
+    axes[0].set(xlabel="epoch", ylabel="fused cross-entropy", title="classification loss (train)")
+    axes[1].set(xlabel="epoch", ylabel="mean over modalities of Rec_m",
+                title="reconstruction loss (train)")
+    axes[2].set(xlabel="epoch", ylabel="spread of mu / posterior SD", yscale="log",
+                title="latent spread (val, smallest modality)")
+    axes[0].legend(fontsize="small")
+    axes[2].legend(fontsize="small")
     return _done(fig, own)
 
 

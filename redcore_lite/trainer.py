@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from ._checks import check_positive, check_rates
 from .advantage import RelativeAdvantage
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, config_to_dict
+from .config import Config, config_from_dict, config_to_dict
 from .data import MultimodalData, Splits, load_data
 from .graphs import StaticStep
 from .losses import LossTerms, compute_losses
@@ -31,7 +32,8 @@ from .model import PresentRows, RedCore, build_model
 from .optim import Adam
 
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor",
-           "train_step", "make_optimizer"]
+           "train_step", "make_optimizer", "latent_spread", "collapse_warning", "COLLAPSE_RATIO",
+           "LatentCollapseWarning"]
 
 
 @dataclass
@@ -57,10 +59,20 @@ class Result:
     model: RedCore
     train_mask: torch.Tensor  # [N_train, M] bool, the mask of the last epoch
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # what the run found wrong (latent collapse)
 
     def beta(self) -> pd.DataFrame:
         """Per-step beta, one column per modality."""
         return self.history[[f"beta_{m}" for m in self.modalities]].set_axis(self.modalities, axis=1)
+
+    def diagnostics(self) -> pd.DataFrame:
+        """One row per epoch: the training means of the fused CE and of each ``rec_m``, the
+        validation F1, and each modality's latent spread and posterior SD (the collapse check).
+        What :func:`redcore_lite.plots.latent_collapse` draws."""
+        cols = ["ce_fused", *(f"rec_{m}" for m in self.modalities)]
+        means = self.history.groupby("epoch")[cols].mean()
+        cols = ["val_f1", *(f"{k}_{m}" for k in ("spread", "post_sd") for m in self.modalities)]
+        return means.join(self.epochs.set_index("epoch")[cols])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,6 +119,67 @@ def _overall(model: RedCore, data: MultimodalData, batch_size: int) -> dict[str,
     logits = predict_logits(model, data, eval_patterns(len(data.modalities)), batch_size)
     cm = pattern_confusion(data.labels.cpu().numpy(), logits.cpu().numpy())[-1]
     return {k: float(v) for k, v in confusion_metrics(cm).items()}
+
+
+def latent_spread(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> torch.Tensor:
+    """How far apart the encoders place different samples, against the posterior's own width.
+
+    Every modality of every sample is encoded (eval mode, no missing input).
+
+    Returns:
+        ``[2, M]``: row 0 the between-sample standard deviation of ``mu`` (per latent dim, averaged
+        over dims); row 1 the mean posterior standard deviation ``exp(logvar / 2)`` (NaN without
+        VIB). A spread far below the posterior SD means the latents have collapsed: every input
+        gets nearly the same code, which zeroes the reconstruction loss (a constant is trivially
+        predictable from the other modalities) and carries no class information.
+    """
+    was_training = model.training
+    model.eval()
+    mus, sds = [], []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            idx = torch.arange(start, min(start + batch_size, len(data)), device=data.labels.device)
+            mu, logvar = model.encode(*data.inputs(idx))
+            mus.append(mu.float())
+            if logvar is not None:
+                sds.append((0.5 * logvar.float()).exp().mean(-1))  # [M, b]
+    model.train(was_training)
+    mu = torch.cat(mus, dim=1)  # [M, N, d]
+    spread = mu.std(dim=1, unbiased=False).mean(-1)
+    post = torch.cat(sds, dim=1).mean(1) if sds else torch.full_like(spread, float("nan"))
+    return torch.stack([spread, post]).cpu()
+
+
+class LatentCollapseWarning(RuntimeWarning):
+    """Issued by :func:`fit` when the selected epoch's latents have collapsed (also in
+    ``Result.warnings``)."""
+
+
+COLLAPSE_RATIO = 0.1  # a modality's latents count as collapsed when spread < this x posterior SD
+
+
+def collapse_warning(row: dict[str, Any], mods: Sequence[str], ratio: float = COLLAPSE_RATIO
+                     ) -> str | None:
+    """A message when ``row`` (an epoch row with ``spread_m`` and ``post_sd_m``) shows collapsed
+    latents for some modality (between-sample spread of mu < ``ratio`` x the posterior SD), else
+    None. Without VIB (no posterior SD) a spread below 1e-3 counts."""
+    bad = []
+    for m in mods:
+        if f"spread_{m}" not in row:  # an epoch row from a checkpoint written before this check
+            continue
+        spread, post = row[f"spread_{m}"], row[f"post_sd_{m}"]
+        limit = 1e-3 if math.isnan(post) else ratio * post
+        if spread < limit:
+            bad.append(f"{m} (spread {spread:.2g}, posterior SD {post:.2g})")
+    if not bad:
+        return None
+    return (f"latent collapse at epoch {row['epoch']}: the between-sample spread of mu is below "
+            f"{ratio:g} x the posterior SD for " + ", ".join(bad) + ". These encoders give nearly "
+            "every input the same code (collapsed, or not trained enough), which zeroes the "
+            "reconstruction loss but carries almost no class information; expect scores near "
+            "chance where these modalities matter. Check model.init ('release' is the authors' "
+            "initialisation), the learning rate, the epochs and loss.w_rec (benchmarks/RESULTS.md, "
+            "release parity).")
 
 
 def _clip_groups(model: RedCore) -> tuple[list[list[torch.nn.Parameter]], list[list[torch.nn.Parameter]]]:
@@ -339,7 +412,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     start = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         st = load_checkpoint(checkpoint, map_location=device)
-        if _comparable(st["config"]) != _comparable(config_to_dict(config)):
+        saved = config_to_dict(config_from_dict(st["config"]))  # fields added since: their defaults
+        if _comparable(saved) != _comparable(config_to_dict(config)):
             raise ValueError(f"checkpoint: {str(checkpoint)!r} was written by a different config; "
                              "allowed: the same config (device and progress may differ)")
         model.load_state_dict(st["model"])
@@ -403,8 +477,11 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         hist_rows.append(host)
         lr = optimizer.lr
         val = _overall(model, splits.val, tc.eval_batch_size)
+        spread = latent_spread(model, splits.val, tc.eval_batch_size).tolist()
         row = {"epoch": epoch, "steps": num_steps, "lr": lr, "loss": float(host[:, 0].mean()),
-               **{f"val_{k}": val[k] for k in ("wa", "ua", "f1")}}
+               **{f"val_{k}": val[k] for k in ("wa", "ua", "f1")},
+               **{f"spread_{m}": v for m, v in zip(mods, spread[0])},
+               **{f"post_sd_{m}": v for m, v in zip(mods, spread[1])}}
         epoch_rows.append(row)
         if row["val_f1"] > best["f1"]:
             best = {"epoch": epoch, "f1": row["val_f1"],
@@ -439,8 +516,11 @@ def _result(config: Config, splits: Splits, model: RedCore, mods: Sequence[str],
     model.load_state_dict(best["state"])
     model.eval()
     tc = config.train
+    found = [w for w in [collapse_warning(epoch_rows[int(best["epoch"])], mods)] if w]
+    for message in found:
+        warnings.warn(message, LatentCollapseWarning, stacklevel=3)
     return Result(config, tuple(mods), history, epochs,
                   evaluate(model, splits.val, tc.eval_batch_size),
                   evaluate(model, splits.test, tc.eval_batch_size),
-                  int(best["epoch"]), model, mask.cpu(), {"advantage": adv.state_dict()})
+                  int(best["epoch"]), model, mask.cpu(), {"advantage": adv.state_dict()}, found)
 

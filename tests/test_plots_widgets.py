@@ -112,3 +112,19 @@ def test_widget_control_specs():
     assert rc.widgets.control("on", True).value is True
     with pytest.raises(ValueError, match="k: got control spec"):
         rc.widgets.control("k", (1, 2))
+
+
+def test_result_diagnostics_and_latent_collapse_plot():
+    from conftest import tiny_config, tiny_splits
+
+    cfg = tiny_config(3)
+    res = rc.fit(cfg, tiny_splits(cfg))
+    diag = res.diagnostics()
+    assert list(diag.index) == list(res.epochs["epoch"])
+    for m in MODS:  # per-epoch training means of the history, and the epoch table's columns
+        assert np.allclose(diag[f"rec_{m}"], res.history.groupby("epoch")[f"rec_{m}"].mean())
+        assert np.allclose(diag[f"spread_{m}"], res.epochs[f"spread_{m}"])
+    fig = rc.plots.latent_collapse({"run": diag, "again": diag}, MODS, num_classes=4)
+    assert closed(fig) and len(fig.axes) == 3
+    assert [len(ax.get_lines()) for ax in fig.axes] == [3, 2, 3]  # + chance line, + threshold
+    assert fig.axes[2].get_yscale() == "log"
