@@ -2,6 +2,25 @@
 
 Every number of the method has a field here whose ``paper`` preset value is the authors' release
 value. Change a field with :func:`dataclasses.replace` (or :func:`override`), never in place.
+
+The ``paper`` values, checked against the release (``opts/get_opts.py`` option defaults, the model's
+options, ``train_miss.py`` overrides and ``scripts/CAP_mmin.sh``; tested in ``tests/test_init.py``):
+
+- optimiser: Adam, lr 2e-4, beta1 0.9 (``--beta1`` default; the scripts do not set it; before
+  2026-12-02 this read "MMIN default 0.5", which was wrong), beta2 0.999, no weight decay (the
+  scripts pass ``--weight_decay=1e-5`` but the model never gives it to Adam);
+- schedule: ``--niter 30 --niter_decay 30`` with the linear rule of ``lr_policy='linear'``
+  (:func:`redcore_lite.trainer.lr_factor`); batch 128; gradients clipped to norm 1 per network;
+- initialisation: ``init_net`` with ``init_type='kaiming'`` on every network (``model.init``);
+- dropout: 0.5 in the classifiers (``--dropout_rate``), 0.2 on attention weights and 0.1 in the
+  feed-forward block of the Transformer (hard-coded there);
+- widths: d = 128 (``--embd_size_*``), generators ``--AE_layers=256,128,64 --n_blocks=5``,
+  classifiers ``--cls_layers=128,128``, 3 layers and 8 heads (hard-coded);
+- loss and upper level: ``mse_weight`` 0.15, ``beta`` (EMA) 0.7, ``eta`` 0.1, growth 1.5 every 500
+  iterations, beta update every 3 iterations (``ii``), floor 0.1, KL 0.0008 * -sum(...) = 0.0016 KL.
+
+What the release does that we do not (masks moving between samples, z sampled at evaluation,
+padding in attention and pooling) is :data:`RELEASE_PROTOCOL`, off by default.
 """
 from __future__ import annotations
 

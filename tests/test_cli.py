@@ -155,6 +155,12 @@ def test_train_speed_flags_reach_the_config(tmp_path, capsys):
     (["train", "synthetic", "--cuda-graph", "--device", "cpu"],
      "train.cuda_graph: got True with device 'cpu'.*allowed: True only on a CUDA device"),
     (["evaluate", "{tmp}/none.pt"], r"checkpoint: '.*none\.pt' does not exist"),
+    (["train", "synthetic", "--set", "train.lr"], r"--set: got 'train.lr'; allowed: SECTION.FIELD=VALUE"),
+    (["train", "synthetic", "--set", "model.depth=3"], r"unknown field 'depth' of 'model'; allowed: "),
+    (["train", "synthetic", "--set", "optim.lr=1"], r"unknown section 'optim'; allowed: data, mask"),
+    (["train", "synthetic", "--set", "train.lr=fast"], r"--set train.lr: got 'fast'; allowed: a number"),
+    (["train", "synthetic", "--set", "model.vib=perhaps"], r"--set model.vib: got 'perhaps'; allowed: true or false"),
+    (["train", "synthetic", "--set", "model.init=xavier"], r"model.init: got 'xavier'; allowed: 'release', 'torch'"),
 ])
 def test_cli_errors(tmp_path, capsys, argv, message):
     root = tmp_path / "features"
@@ -200,3 +206,34 @@ def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "redcore_lite", "--help"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0 and "evaluate" in proc.stdout and "train" in proc.stdout
+
+
+def test_release_protocol_init_and_set_reach_the_config(tmp_path, capsys):
+    code, _, _ = run(capsys, "train", "synthetic", "--preset", "smoke", "--epochs", 1,
+                     "--release-protocol", "--init", "release", "--set", "train.lr=5e-3",
+                     "--set", "mask.rates=0.1,0.4,0.7", "--set", "model.head_layers=[8, 8]",
+                     "--out", tmp_path)
+    assert code == 0
+    saved = rc.config_from_dict(json.loads((tmp_path / "config.json").read_text()))
+    assert saved.mask.redraw_each_epoch and saved.model.sample_at_eval and not saved.model.mask_padding
+    assert (saved.model.init, saved.train.lr, saved.mask.rates) == ("release", 5e-3, (0.1, 0.4, 0.7))
+    assert saved.model.head_layers == (8, 8)
+    assert json.loads((tmp_path / "summary.json").read_text())["warnings"] == []
+
+
+def test_each_protocol_switch_alone(tmp_path, capsys):
+    args = cli.build_parser().parse_args(["train", "synthetic", "--sample-at-eval", "--out", "x"])
+    config = cli.config_from_args(args)
+    assert config.model.sample_at_eval and config.model.mask_padding and not config.mask.redraw_each_epoch
+    args = cli.build_parser().parse_args(["train", "synthetic", "--no-mask-padding", "--redraw-masks",
+                                          "--set", "model.mask_padding=true", "--out", "x"])
+    config = cli.config_from_args(args)  # --set is applied last
+    assert config.model.mask_padding and config.mask.redraw_each_epoch and not config.model.sample_at_eval
+
+
+def test_collapse_is_printed_and_recorded(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("redcore_lite.trainer.COLLAPSE_RATIO", 1e9)  # every run "collapses"
+    monkeypatch.setattr("redcore_lite.trainer.collapse_warning.__defaults__", (1e9,))
+    code, _, err = run(capsys, "train", "synthetic", "--preset", "smoke", "--epochs", 1, "--out", tmp_path)
+    assert code == 0 and err.count("redcore-lite train: warning: latent collapse at epoch 0") == 1
+    assert json.loads((tmp_path / "summary.json").read_text())["warnings"][0].startswith("latent collapse")
