@@ -12,7 +12,8 @@ from typing import Any
 
 __all__ = [
     "DataConfig", "MaskConfig", "ModelConfig", "LossConfig", "AdvantageConfig", "TrainConfig",
-    "Config", "preset", "PRESETS", "override", "config_to_dict", "config_from_dict",
+    "Config", "preset", "PRESETS", "SYNTHETIC_PRESETS", "override", "config_to_dict",
+    "config_from_dict",
 ]
 
 
@@ -26,6 +27,11 @@ class DataConfig:
     dims: tuple[int, ...] = (24, 24, 24)  # synthetic: feature dim per modality (also sets M)
     snr: tuple[float, ...] = (1.0, 1.0, 1.0)  # synthetic: class-signal-to-noise per modality
     seq_len: int = 0  # synthetic: 0 = vectors [N, D]; > 0 = sequences [N, T, D] of varying length
+    # synthetic: complementary signal, one bit mask of the label per modality: modality m also sees
+    # a signal of (label & mask_m) only, e.g. (3, 6, 5) with 8 classes (each sees 2 of 3 bits;
+    # any two see all); 0 = nothing, () = off (make_synthetic)
+    factors: tuple[int, ...] = ()
+    factor_snr: float = 1.0  # synthetic: scale of that complementary signal (like snr)
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test fractions
     normalise: bool = True  # z-score every feature with training-split statistics
     views: tuple[str, ...] = ("fou", "kar", "pix")  # mfeat: views used as modalities
@@ -165,6 +171,19 @@ def _paper() -> Config:
 
 
 PRESETS = {"smoke": _smoke, "teach": _teach, "paper": _paper}
+
+# Named synthetic data sets: ``override(preset("teach"), data=SYNTHETIC_PRESETS["complementary"])``.
+# Per-modality probes and per-pattern test F1 of teach fits: data/README.md.
+SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
+    # the default: every modality sees the same class signal; each alone is nearly as good as all
+    "redundant": {},
+    # A strong, V weaker, L near chance; all together are no better than A alone
+    "imbalanced": {"snr": (1.0, 0.3, 0.1)},
+    # 8 classes = 3 label bits; A sees bits 0-1, V bits 1-2, L bits 0 and 2 (plus a faint shared
+    # signal): each alone confuses classes in pairs, any two resolve them
+    "complementary": {"num_classes": 8, "factors": (3, 6, 5), "factor_snr": 0.7,
+                      "snr": (0.1, 0.1, 0.1)},
+}
 
 
 def preset(name: str = "auto") -> Config:
