@@ -1,11 +1,13 @@
-"""Real data: UCI Multiple Features (shipped in ``data/``) and the feature releases of the paper.
+"""Real data: UCI Multiple Features (shipped in the package) and the feature releases of the paper.
 
-- ``mfeat``: 2000 handwritten digits, six views (``data/mfeat.npz``, see ``data/README.md``).
+- ``mfeat``: 2000 handwritten digits, six views (``mfeat.npz``, see ``data/README.md``).
 - ``iemocap`` / ``msp``: the MMIN / RedCore feature release (per-modality HDF5 files keyed by
   utterance id, fold folders with labels and utterance ids, ComParE mean/std per fold).
 - ``mosei``: the MMSA ``aligned_50.pkl`` of CMU-MOSEI (a pickle: load only a file you trust).
 
-Every loader returns :class:`~redcore_lite.data.Splits`; sequences are padded once, with lengths.
+The shipped files are package data in ``redcore_lite/data_files/`` (so a wheel install has them);
+``data/`` of the repository holds their build scripts and README. Every loader returns
+:class:`~redcore_lite.data.Splits`; sequences are padded once, with lengths.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ __all__ = ["DATA_DIR", "MFEAT_PATH", "MFEAT_VIEWS", "MMIN_FOLDS", "MMIN_FEATURES
            "MOSEI_DIMS", "DATASETS", "mfeat_data", "load_mfeat", "pad_sequences", "load_mmin",
            "load_mosei", "load_named"]
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # the repository's data/ folder
+DATA_DIR = Path(__file__).resolve().parent / "data_files"  # shipped feature files (package data)
 MFEAT_PATH = DATA_DIR / "mfeat.npz"
 MFEAT_VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}  # name -> dim
 MMIN_FOLDS = {"iemocap": 10, "msp": 12}  # folds are numbered 1..K (the release's cvNo)
@@ -41,10 +43,7 @@ def mfeat_data(views: Sequence[str] = ("fou", "kar", "pix"), path: str | Path | 
             v not in MFEAT_VIEWS for v in views):
         raise ValueError(f"views: got {views!r}; allowed: two or more distinct names among "
                          + ", ".join(map(repr, MFEAT_VIEWS)))
-    path = Path(path) if path is not None else MFEAT_PATH
-    if not path.is_file():
-        raise ValueError(f"mfeat: {str(path)!r} does not exist; expected data/mfeat.npz of the "
-                         "redcore_lite repository (rebuild it with data/build_mfeat.py)")
+    path = _shipped(path, MFEAT_PATH, "mfeat", "build_mfeat.py")
     with np.load(path, allow_pickle=False) as npz:
         feats = {v: torch.from_numpy(npz[v].astype(np.float32)) for v in views}
         labels = torch.from_numpy(npz["labels"].astype(np.int64))
@@ -60,12 +59,21 @@ def load_mfeat(views: Sequence[str] = ("fou", "kar", "pix"), seed: int = 0,
         views: two or more of fou (76), fac (216), kar (64), pix (240), zer (47), mor (6).
         seed: seed of the split; fractions: train / val / test fractions.
         normalise: z-score every feature with training-split statistics.
-        path: the ``.npz`` file (default: ``data/mfeat.npz`` of the repository).
+        path: the ``.npz`` file (default: ``mfeat.npz`` shipped in the package).
     Returns:
         :class:`Splits` with features ``[N_split, D_view]`` and 10 classes.
     """
     splits = stratified_split(mfeat_data(views, path), fractions, seed=seed)
     return _normalise(splits) if normalise else splits
+
+
+def _shipped(path: str | Path | None, default: Path, what: str, script: str) -> Path:
+    """``path`` (default: the shipped file), checked to exist."""
+    path = Path(path) if path is not None else default
+    if not path.is_file():
+        raise ValueError(f"path: {str(path)!r} does not exist; expected the {what} file shipped in "
+                         f"redcore_lite/data_files/ (rebuild it with data/{script})")
+    return path
 
 
 def pad_sequences(seqs: Sequence[np.ndarray], max_frames: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
