@@ -21,7 +21,8 @@ __all__ = [
 class DataConfig:
     """Which data a run uses when the caller does not pass it (synthetic by default)."""
 
-    name: str = "synthetic"  # "synthetic" (planted signal), "mfeat", "iemocap", "msp" or "mosei"
+    # "synthetic" (planted signal), "mfeat", "avdigits", "iemocap", "msp" or "mosei"
+    name: str = "synthetic"
     num_samples: int = 1200  # synthetic: samples in total, before the split
     num_classes: int = 4  # synthetic: number of classes
     dims: tuple[int, ...] = (24, 24, 24)  # synthetic: feature dim per modality (also sets M)
@@ -37,8 +38,13 @@ class DataConfig:
     views: tuple[str, ...] = ("fou", "kar", "pix")  # mfeat: views used as modalities
     root: str = ""  # iemocap/msp: feature root (A/, V/, L/); mosei: path of aligned_50.pkl
     target_root: str = ""  # iemocap/msp: folder of fold folders ("" = {root}/target)
-    fold: int = 1  # iemocap: 1..10, msp: 1..12 (the release's cvNo)
-    max_frames: int = 0  # iemocap/msp: keep at most this many frames per utterance (0 = all)
+    fold: int = 1  # iemocap: 1..10, msp: 1..12 (the release's cvNo); avdigits: held-out speaker 1..6
+    max_frames: int = 0  # iemocap/msp/avdigits: keep at most this many frames per sample (0 = all)
+    modalities: tuple[str, ...] = ()  # avdigits: 2+ of "audio", "image", "shape" (() = all three)
+    holdout: str = "speakers"  # avdigits: "speakers" (test speaker = fold) or "takes" (official 0-4)
+    # avdigits: False = vectors for the mlp backbone (audio as mean+std of its log-mel frames);
+    # True = sequences with lengths for the transformer (audio [N, T, 32], image as 8 pixel rows)
+    sequences: bool = False
 
 
 @dataclass(frozen=True)

@@ -251,7 +251,7 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
 def load_data(config: DataConfig, seed: int = 0) -> Splits:
     """The splits a config names (synthetic, or a real dataset of :mod:`.datasets`), normalised."""
     if config.name != "synthetic":
-        from .datasets import load_named  # mfeat, iemocap, msp, mosei
+        from .datasets import load_named  # mfeat, avdigits, iemocap, msp, mosei
 
         return load_named(config, seed)
     data = make_synthetic(config.num_samples, config.dims, config.num_classes, config.snr,

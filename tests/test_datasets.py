@@ -179,8 +179,9 @@ def test_mfeat_missing_file(tmp_path):
 def test_shipped_files_live_inside_the_package():
     """Package data (pyproject's package-data), so that a wheel install has them (test_wheel.py)."""
     package = Path(rc.__file__).resolve().parent
-    assert ds.DATA_DIR == package / "data_files" and ds.MFEAT_PATH.parent == ds.DATA_DIR
-    assert ds.MFEAT_PATH.is_file()
+    assert ds.DATA_DIR == package / "data_files"
+    assert ds.MFEAT_PATH.parent == ds.AVDIGITS_PATH.parent == ds.DATA_DIR
+    assert ds.MFEAT_PATH.is_file() and ds.AVDIGITS_PATH.is_file()
 
 
 # ------------------------------------------------------------------------ MMIN (IEMOCAP, MSP)
@@ -342,7 +343,8 @@ def test_load_named_errors():
     cfg = rc.config.DataConfig
     with pytest.raises(ValueError, match=r"data\.root: empty for data\.name='iemocap'"):
         rc.load_data(cfg(name="iemocap"))
-    with pytest.raises(ValueError, match=r"data\.name: got 'cifar'; allowed: 'synthetic', 'mfeat'"):
+    with pytest.raises(ValueError, match=r"data\.name: got 'cifar'; allowed: 'synthetic', 'mfeat', "
+                                         r"'avdigits', 'iemocap'"):
         rc.load_data(cfg(name="cifar"))
 
 

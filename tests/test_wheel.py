@@ -4,7 +4,7 @@ Builds the wheel from a copy of the sources (so a stale ``build/`` of the checko
 it), installs it with ``--no-deps`` into a fresh venv outside the checkout, makes the dependencies
 importable through a ``.pth`` file naming this interpreter's site-packages (a plain path line: the
 ``.pth`` files there, among them the editable install's finder, are not run), and fits the
-``teach`` model for a few epochs on mfeat from a folder outside the checkout.
+``teach`` model for a few epochs on mfeat and AV-digits from a folder outside the checkout.
 No network: pip runs with ``--no-index`` and ``--no-build-isolation`` (the installed setuptools).
 """
 from __future__ import annotations
@@ -33,12 +33,14 @@ import redcore_lite as rc
 torch.set_num_threads(1)
 here = Path(rc.__file__).resolve()
 assert here.is_relative_to(Path(sys.prefix).resolve()), f"not the wheel's copy: {here}"
-assert rc.datasets.MFEAT_PATH.is_file()
-for name in ("mfeat",):
+assert rc.datasets.MFEAT_PATH.is_file() and rc.datasets.AVDIGITS_PATH.is_file()
+for name in ("mfeat", "avdigits"):
     cfg = rc.override(rc.preset("teach"), data={"name": name},
                       train={"epochs_constant": 2, "epochs_decay": 1, "device": "cpu"})
     f1 = rc.fit(cfg).test.set_index("pattern").loc["overall", "f1"]
     print(name, "overall F1", round(float(f1), 3))
+seq = rc.datasets.load_avdigits(sequences=True, max_frames=16)
+print("avdigits sequences", tuple(seq.train.features["audio"].shape))
 print("loaded from", here.parent)
 """
 
@@ -63,7 +65,7 @@ def test_wheel_install_loads_every_shipped_dataset(tmp_path):
     wheel, = (tmp_path / "dist").glob("redcore_lite-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-    for name in ("mfeat.npz", "README.md"):
+    for name in ("mfeat.npz", "avdigits.npz", "README.md"):
         assert f"redcore_lite/data_files/{name}" in names, name
 
     venv = tmp_path / "venv"
@@ -77,5 +79,6 @@ def test_wheel_install_loads_every_shipped_dataset(tmp_path):
     (Path(target) / "redcore_deps.pth").write_text("\n".join(deps) + "\n")
 
     proc = _run([str(python), "-c", FIT], env=env, cwd=tmp_path)
-    assert "mfeat overall F1" in proc.stdout
+    assert "mfeat overall F1" in proc.stdout and "avdigits overall F1" in proc.stdout
+    assert "avdigits sequences (2000, 16, 32)" in proc.stdout
     assert f"loaded from {Path(target).resolve() / 'redcore_lite'}" in proc.stdout
