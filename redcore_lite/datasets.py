@@ -1,11 +1,15 @@
-"""Real data: UCI Multiple Features (shipped in ``data/``) and the feature releases of the paper.
+"""Real data: the shipped feature files (mfeat, AV-digits) and the feature releases of the paper.
 
-- ``mfeat``: 2000 handwritten digits, six views (``data/mfeat.npz``, see ``data/README.md``).
+- ``mfeat``: 2000 handwritten digits, six views (``mfeat.npz``, see ``data/README.md``).
+- ``avdigits``: 3000 spoken digits paired by label with written digits (``avdigits.npz`` and
+  ``mfeat.npz``; :mod:`redcore_lite.avdigits`).
 - ``iemocap`` / ``msp``: the MMIN / RedCore feature release (per-modality HDF5 files keyed by
   utterance id, fold folders with labels and utterance ids, ComParE mean/std per fold).
 - ``mosei``: the MMSA ``aligned_50.pkl`` of CMU-MOSEI (a pickle: load only a file you trust).
 
-Every loader returns :class:`~redcore_lite.data.Splits`; sequences are padded once, with lengths.
+The shipped files are package data in ``redcore_lite/data_files/`` (so a wheel install has them);
+``data/`` of the repository holds their build scripts and README. Every loader returns
+:class:`~redcore_lite.data.Splits`; sequences are padded once, with lengths.
 """
 from __future__ import annotations
 
@@ -17,20 +21,22 @@ from typing import Any
 import numpy as np
 import torch
 
+from .avdigits import AVDIGITS_HOLDOUTS, AVDIGITS_MODALITIES, SHAPE_VIEW, SPEAKERS, avdigits_splits
 from .data import MultimodalData, Splits, normalise as _normalise, stratified_split
 
-__all__ = ["DATA_DIR", "MFEAT_PATH", "MFEAT_VIEWS", "MMIN_FOLDS", "MMIN_FEATURES", "RELEASE_DIMS",
-           "MOSEI_DIMS", "DATASETS", "mfeat_data", "load_mfeat", "pad_sequences", "load_mmin",
-           "load_mosei", "load_named"]
+__all__ = ["DATA_DIR", "MFEAT_PATH", "AVDIGITS_PATH", "MFEAT_VIEWS", "MMIN_FOLDS", "MMIN_FEATURES",
+           "RELEASE_DIMS", "MOSEI_DIMS", "DATASETS", "mfeat_data", "load_mfeat", "load_avdigits",
+           "pad_sequences", "load_mmin", "load_mosei", "load_named"]
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"  # the repository's data/ folder
+DATA_DIR = Path(__file__).resolve().parent / "data_files"  # shipped feature files (package data)
 MFEAT_PATH = DATA_DIR / "mfeat.npz"
+AVDIGITS_PATH = DATA_DIR / "avdigits.npz"
 MFEAT_VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}  # name -> dim
 MMIN_FOLDS = {"iemocap": 10, "msp": 12}  # folds are numbered 1..K (the release's cvNo)
 MMIN_FEATURES = {"A": "comparE", "V": "denseface", "L": "bert_large"}  # release feature files
 RELEASE_DIMS = {"comparE": 130, "denseface": 342, "bert_large": 1024}  # feature type -> dim
 MOSEI_DIMS = {"A": ("audio", 74), "V": ("vision", 35), "L": ("text", 768)}  # MMSA key, dim
-DATASETS = ("synthetic", "mfeat", "iemocap", "msp", "mosei")
+DATASETS = ("synthetic", "mfeat", "avdigits", "iemocap", "msp", "mosei")
 _SPLITS = ("trn", "val", "tst")
 
 
@@ -41,10 +47,7 @@ def mfeat_data(views: Sequence[str] = ("fou", "kar", "pix"), path: str | Path | 
             v not in MFEAT_VIEWS for v in views):
         raise ValueError(f"views: got {views!r}; allowed: two or more distinct names among "
                          + ", ".join(map(repr, MFEAT_VIEWS)))
-    path = Path(path) if path is not None else MFEAT_PATH
-    if not path.is_file():
-        raise ValueError(f"mfeat: {str(path)!r} does not exist; expected data/mfeat.npz of the "
-                         "redcore_lite repository (rebuild it with data/build_mfeat.py)")
+    path = _shipped(path, MFEAT_PATH, "mfeat", "build_mfeat.py")
     with np.load(path, allow_pickle=False) as npz:
         feats = {v: torch.from_numpy(npz[v].astype(np.float32)) for v in views}
         labels = torch.from_numpy(npz["labels"].astype(np.int64))
@@ -60,11 +63,79 @@ def load_mfeat(views: Sequence[str] = ("fou", "kar", "pix"), seed: int = 0,
         views: two or more of fou (76), fac (216), kar (64), pix (240), zer (47), mor (6).
         seed: seed of the split; fractions: train / val / test fractions.
         normalise: z-score every feature with training-split statistics.
-        path: the ``.npz`` file (default: ``data/mfeat.npz`` of the repository).
+        path: the ``.npz`` file (default: ``mfeat.npz`` shipped in the package).
     Returns:
         :class:`Splits` with features ``[N_split, D_view]`` and 10 classes.
     """
     splits = stratified_split(mfeat_data(views, path), fractions, seed=seed)
+    return _normalise(splits) if normalise else splits
+
+
+def _shipped(path: str | Path | None, default: Path, what: str, script: str) -> Path:
+    """``path`` (default: the shipped file), checked to exist."""
+    path = Path(path) if path is not None else default
+    if not path.is_file():
+        raise ValueError(f"path: {str(path)!r} does not exist; expected the {what} file shipped in "
+                         f"redcore_lite/data_files/ (rebuild it with data/{script})")
+    return path
+
+
+_AVDIGITS_KEYS = ("audio", "audio_lengths", "audio_digit", "audio_speaker", "audio_take", "image",
+                  "image_labels")
+
+
+def load_avdigits(modalities: Sequence[str] = AVDIGITS_MODALITIES, holdout: str = "speakers",
+                  fold: int = 1, sequences: bool = False, seed: int = 0, max_frames: int = 0,
+                  normalise: bool = True, path: str | Path | None = None,
+                  mfeat_path: str | Path | None = None) -> Splits:
+    """AV-digits: 3000 spoken digits paired by label with written digits (see :mod:`.avdigits`).
+
+    Args:
+        modalities: two or more of ``audio`` (FSDD log-mel), ``image`` (8 x 8 written digit),
+            ``shape`` (another written digit's 76 contour Fourier coefficients), in the order
+            given.
+        holdout: ``"speakers"`` (fold k in 1..6 tests on speaker k, validates on speaker k + 1:
+            500 / 500 / 2000 clips) or ``"takes"`` (the official split: takes 0-4 test, 5-9
+            validate, 10-49 train: 300 / 300 / 2400 clips).
+        fold: 1..6, the held-out speaker (``holdout="speakers"`` only).
+        sequences: False = vectors for the ``mlp`` backbone (audio: mean and std of the frames
+            ``[N, 64]``, image ``[N, 64]``, shape ``[N, 76]``); True = sequences with lengths for
+            the ``transformer`` backbone (audio ``[N, T, 32]``, image as 8 pixel rows
+            ``[N, 8, 8]``, shape as one frame ``[N, 1, 76]``).
+        seed: seed of the written-digit pools and of the pairing (the clip split is fixed).
+        max_frames: with ``sequences``, keep at most this many audio frames (0 = all, up to 113).
+        normalise: z-score every feature with training-split statistics (valid frames only).
+        path, mfeat_path: ``avdigits.npz`` and ``mfeat.npz`` (default: the shipped files).
+    Returns:
+        :class:`Splits` with ids ``{digit}_{speaker}_{take}|image{i}|shape{j}``, 10 classes.
+    """
+    if isinstance(modalities, str) or len(modalities) < 2 or len(set(modalities)) != len(modalities) \
+            or any(m not in AVDIGITS_MODALITIES for m in modalities):
+        raise ValueError(f"modalities: got {modalities!r}; allowed: two or more distinct names among "
+                         + ", ".join(map(repr, AVDIGITS_MODALITIES)))
+    if holdout not in AVDIGITS_HOLDOUTS:
+        raise ValueError(f"holdout: got {holdout!r}; allowed: " + ", ".join(map(repr, AVDIGITS_HOLDOUTS)))
+    if holdout == "speakers" and (isinstance(fold, bool) or not isinstance(fold, (int, np.integer))
+                                  or not 1 <= fold <= len(SPEAKERS)):
+        raise ValueError(f"fold: got {fold!r}; allowed: an integer in 1..{len(SPEAKERS)} (the held-out "
+                         f"speaker: " + ", ".join(f"{k + 1} {s}" for k, s in enumerate(SPEAKERS)) + ")")
+    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 0:
+        raise ValueError(f"max_frames: got {max_frames!r}; allowed: an integer >= 0 (0 = all frames)")
+    path = _shipped(path, AVDIGITS_PATH, "AV-digits", "build_avdigits.py")
+    with np.load(path, allow_pickle=False) as npz:
+        missing = [k for k in _AVDIGITS_KEYS if k not in npz.files]
+        if missing:
+            raise ValueError(f"path: {str(path)!r} lacks the arrays {missing}; expected an "
+                             "avdigits.npz written by data/build_avdigits.py")
+        arrays = {k: npz[k] for k in _AVDIGITS_KEYS}
+    shape = None
+    if "shape" in modalities:
+        with np.load(_shipped(mfeat_path, MFEAT_PATH, "mfeat", "build_mfeat.py"),
+                     allow_pickle=False) as npz:
+            shape = (npz[SHAPE_VIEW], npz["labels"])
+    fold = int(fold) if holdout == "speakers" else 1  # the take split has no folds
+    splits = avdigits_splits(arrays, shape, tuple(modalities), holdout, fold, bool(sequences), seed,
+                             int(max_frames))
     return _normalise(splits) if normalise else splits
 
 
@@ -305,6 +376,9 @@ def load_named(config: Any, seed: int = 0) -> Splits:
     name = config.name
     if name == "mfeat":
         return load_mfeat(tuple(config.views), seed, config.split, config.normalise)
+    if name == "avdigits":
+        return load_avdigits(tuple(config.modalities) or AVDIGITS_MODALITIES, config.holdout,
+                             config.fold, config.sequences, seed, config.max_frames, config.normalise)
     if name in MMIN_FOLDS or name == "mosei":
         if not config.root:
             what = ("the feature root holding A/, V/, L/" if name in MMIN_FOLDS

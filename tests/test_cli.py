@@ -119,6 +119,45 @@ def test_train_mosei_end_to_end(tmp_path, capsys):
     check_outputs(tmp_path / "run", ["A", "V", "L"], epochs=1)
 
 
+def test_train_avdigits_vectors_then_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "avdigits", "--holdout", "takes", "--modalities",
+                            "audio,image", "--rates", "0.2", "0.8", "--preset", "smoke", "--epochs", 1,
+                            "--device", "cpu", "--out", out)
+    assert code == 0, err
+    assert "avdigits: modalities audio [64], image [64]; 2400/300/300 train/val/test" in stdout
+    assert "mlp backbone" in stdout
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert (data["holdout"], data["modalities"], data["sequences"]) == ("takes", ["audio", "image"], False)
+    check_outputs(out, ["audio", "image"], epochs=1)
+    code, _, _ = run(capsys, "evaluate", out / "checkpoint.pt", "--out", tmp_path / "ev")
+    assert code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ev" / "test_patterns.csv"),
+                                  pd.read_csv(out / "test_patterns.csv"))
+
+
+def test_train_avdigits_frames_for_the_transformer(tmp_path, capsys):
+    code, stdout, err = run(capsys, "train", "avdigits", "--backbone", "transformer", "--max-frames", 8,
+                            "--fold", 6, "--preset", "smoke", "--epochs", 1, "--device", "cpu",
+                            "--out", tmp_path)
+    assert code == 0, err
+    assert "modalities audio [32], image [8], shape [76]; 2000/500/500" in stdout
+    assert "transformer backbone" in stdout
+    data = json.loads((tmp_path / "config.json").read_text())["data"]
+    assert data["sequences"] is True and data["fold"] == 6 and data["max_frames"] == 8
+
+
+def test_sweep_records_the_data_arguments(tmp_path):
+    out = tmp_path / "s.csv"
+    assert cli.main(["sweep", "avdigits", "--holdout", "takes", "--fold", "2", "--modalities",
+                     "audio,image,shape", "--preset", "smoke", "--epochs", "1", "--variants",
+                     "redcore", "--settings", "none", "--seeds", "1", "--workers", "1",
+                     "--no-progress", "--out", str(out)]) == 0
+    command = json.loads(out.with_suffix(".json").read_text())["sessions"][0]["command"]
+    assert command.startswith("redcore-lite sweep avdigits --fold 2 --holdout takes --modalities "
+                              "audio image shape --preset smoke")
+
+
 def test_train_synthetic_epochs_split(tmp_path, capsys):
     code, stdout, _ = run(capsys, "train", "synthetic", "--preset", "smoke", "--epochs", 3,
                           "--mode", "uniform", "--out", tmp_path)
@@ -152,6 +191,8 @@ def test_train_speed_flags_reach_the_config(tmp_path, capsys):
     (["train", "mfeat", "--views", "fou", "digits"], "views: got .*allowed: two or more"),
     (["train", "iemocap", "--root", "{root}", "--backbone", "mlp"], "got 'mlp' but iemocap holds frame"),
     (["train", "synthetic", "--epochs", "0"], "--epochs: got 0"),
+    (["train", "avdigits", "--fold", "7"], r"fold: got 7; allowed: an integer in 1\.\.6"),
+    (["train", "avdigits", "--modalities", "audio"], "modalities: got .*allowed: two or more"),
     (["train", "synthetic", "--cuda-graph", "--device", "cpu"],
      "train.cuda_graph: got True with device 'cpu'.*allowed: True only on a CUDA device"),
     (["evaluate", "{tmp}/none.pt"], r"checkpoint: '.*none\.pt' does not exist"),

@@ -119,7 +119,7 @@ def test_mfeat_file_shapes_balance_and_alignment():
 
 
 def test_mfeat_readme_records_the_shipped_file():
-    readme = (ds.DATA_DIR / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "data" / "README.md").read_text()
     digest = hashlib.sha256(ds.MFEAT_PATH.read_bytes()).hexdigest()
     assert digest in readme
     assert f"{ds.MFEAT_PATH.stat().st_size:,}" in readme
@@ -171,6 +171,17 @@ def test_mfeat_bad_views(views):
 def test_mfeat_missing_file(tmp_path):
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / "none.npz"))):
         ds.load_mfeat(path=tmp_path / "none.npz")
+    with pytest.raises(ValueError, match=r"path: .* does not exist; expected the mfeat file shipped in "
+                                         r"redcore_lite/data_files/ \(rebuild it with data/build_mfeat\.py\)"):
+        ds.load_mfeat(path=tmp_path / "none.npz")
+
+
+def test_shipped_files_live_inside_the_package():
+    """Package data (pyproject's package-data), so that a wheel install has them (test_wheel.py)."""
+    package = Path(rc.__file__).resolve().parent
+    assert ds.DATA_DIR == package / "data_files"
+    assert ds.MFEAT_PATH.parent == ds.AVDIGITS_PATH.parent == ds.DATA_DIR
+    assert ds.MFEAT_PATH.is_file() and ds.AVDIGITS_PATH.is_file()
 
 
 # ------------------------------------------------------------------------ MMIN (IEMOCAP, MSP)
@@ -332,7 +343,8 @@ def test_load_named_errors():
     cfg = rc.config.DataConfig
     with pytest.raises(ValueError, match=r"data\.root: empty for data\.name='iemocap'"):
         rc.load_data(cfg(name="iemocap"))
-    with pytest.raises(ValueError, match=r"data\.name: got 'cifar'; allowed: 'synthetic', 'mfeat'"):
+    with pytest.raises(ValueError, match=r"data\.name: got 'cifar'; allowed: 'synthetic', 'mfeat', "
+                                         r"'avdigits', 'iemocap'"):
         rc.load_data(cfg(name="cifar"))
 
 
