@@ -1,6 +1,6 @@
 """Wall time and peak memory of one `teach` fit (30 epochs), the run a notebook slider triggers.
 
-Datasets: mfeat (three views fou/kar/pix, 2000 samples; shipped in data/) and synthetic.
+Datasets: mfeat (three views fou/kar/pix, 2000 samples; shipped in redcore_lite/data_files/) and synthetic.
 Each case runs in a fresh process so its peak resident memory is its own.
 
 Usage:  python benchmarks/teach_time.py [--threads 2] [--repeats 3]

@@ -317,7 +317,8 @@ def _check_config(config: Config, splits: Splits) -> None:
             shape = "vectors [N, D]" if want == 2 else "frame sequences [N, T, D]"
             raise ValueError(f"model.backbone: got {config.model.backbone!r} but modality {mod!r} "
                              f"has shape {tuple(x.shape)}; allowed: {config.model.backbone!r} takes "
-                             f"{shape} (use 'mlp' for vectors, 'transformer' for sequences)")
+                             f"{shape} (use 'mlp' for vectors, 'transformer' for sequences; "
+                             "for avdigits, data.sequences chooses which it gives)")
     t = config.train
     check_positive(t.batch_size, "train.batch_size", integer=True)
     check_positive(t.eval_batch_size, "train.eval_batch_size", integer=True)
