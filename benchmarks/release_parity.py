@@ -11,6 +11,8 @@ classes), then each *arm* trains on it in its own process:
                          redrawn every epoch, z sampled at evaluation, padding not masked
   lite                   redcore_lite ``paper`` preset as it is (masks tied to samples, z = mu at
                          evaluation, padding masked)
+  lite-redraw, lite-sample-at-eval, lite-no-mask-padding
+                         ``lite`` with one of the three release-protocol switches
   lite-torch-init        ``lite`` with PyTorch's default initialisation and Adam beta1 0.5 (the
                          ``paper`` preset before 2026-12-02): the run that collapsed
   lite-torch-init-no-rec the same with ``loss.w_rec = 0`` (no reconstruction loss)
@@ -57,10 +59,15 @@ sys.path.insert(0, str(ROOT))
 from redcore_lite.checkpoint import atomic_write_text, dump_json  # noqa: E402
 from redcore_lite.config import RELEASE_PROTOCOL  # noqa: E402
 
-ARMS = ("release", "lite-release-protocol", "lite", "lite-torch-init", "lite-torch-init-no-rec")
+ARMS = ("release", "lite-release-protocol", "lite", "lite-redraw", "lite-sample-at-eval",
+        "lite-no-mask-padding", "lite-torch-init", "lite-torch-init-no-rec")
 LITE_ARMS = {  # arm -> config sections changed from the paper preset
     "lite-release-protocol": RELEASE_PROTOCOL,
     "lite": {},
+    # one switch of the release protocol at a time: which of its defects costs what
+    "lite-redraw": {"mask": {"redraw_each_epoch": True}},
+    "lite-sample-at-eval": {"model": {"sample_at_eval": True}},
+    "lite-no-mask-padding": {"model": {"mask_padding": False}},
     "lite-torch-init": {"model": {"init": "torch"}, "train": {"adam_beta1": 0.5}},
     "lite-torch-init-no-rec": {"model": {"init": "torch"}, "train": {"adam_beta1": 0.5},
                                "loss": {"w_rec": 0.0}},

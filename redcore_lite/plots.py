@@ -236,9 +236,9 @@ def latent_collapse(runs: Mapping[str, pd.DataFrame], modalities: Sequence[str],
                     num_classes: int | None = None, axes: Sequence[Axes] | None = None) -> Figure:
     """How a run's latents collapse, or do not, over epochs; one line per run.
 
-    Panels: the fused cross-entropy (training mean; a dotted line at chance, log C), the
-    reconstruction loss (training mean over modalities), and the smallest ratio over modalities of
-    the latents' between-sample spread to the posterior SD (validation; log scale, with the
+    Panels (log scales): the fused cross-entropy (training mean; a dotted line at chance, log C),
+    the reconstruction loss (training mean over modalities), and the smallest ratio over
+    modalities of the latents' between-sample spread to the posterior SD (validation, with the
     collapse threshold of :func:`redcore_lite.trainer.collapse_warning`).
 
     Args:
@@ -265,8 +265,9 @@ def latent_collapse(runs: Mapping[str, pd.DataFrame], modalities: Sequence[str],
         axes[0].axhline(np.log(num_classes), color="black", linestyle=":", linewidth=1,
                         label=f"chance (log {num_classes})")
     axes[2].axhline(COLLAPSE_RATIO, color="black", linestyle=":", linewidth=1, label="collapse threshold")
-    axes[0].set(xlabel="epoch", ylabel="fused cross-entropy", title="classification loss (train)")
-    axes[1].set(xlabel="epoch", ylabel="mean over modalities of Rec_m",
+    axes[0].set(xlabel="epoch", ylabel="fused cross-entropy", yscale="log",
+                title="classification loss (train)")
+    axes[1].set(xlabel="epoch", ylabel="mean over modalities of Rec_m", yscale="log",
                 title="reconstruction loss (train)")
     axes[2].set(xlabel="epoch", ylabel="spread of mu / posterior SD", yscale="log",
                 title="latent spread (val, smallest modality)")
