@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 import warnings
@@ -493,8 +494,10 @@ def _sweep(args: argparse.Namespace) -> int:
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
     data = [f"--{k.replace('_', '-')} {' '.join(map(str, _flat(v)) if k == 'views' else v)}"
-            for k in ("root", "target_root", "fold", "views", "max_frames")
+            for k in ("root", "target_root", "fold", "views", "max_frames", "data", "label",
+                      "split_column", "id_column")
             if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
+    data += [f"--modality {shlex.quote(m)}" for m in args.modality or []]
     source = ["--config", str(args.config)] if args.config else ["--preset", args.preset]
     command = " ".join([PROG, "sweep", args.dataset, *data, *source,
                         *([f"--epochs {args.epochs}"] if args.epochs else []),

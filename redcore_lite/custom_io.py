@@ -21,7 +21,6 @@ views are absent where their extraction would plausibly fail (a documented, data
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,7 +155,7 @@ def read_table(path: str | Path, modalities: Sequence[str] | Mapping[str, Any], 
     if split_column and split_column not in frame.columns:
         raise ValueError(f"data.split_column: column {split_column!r} is not in {path}")
     data = from_frame(frame, mods, label, id_column=id_column or None,
-                      source=_source(path, "table"))
+                      source=_source(path, "table", label=label, modalities=mods))
     return data, None if not split_column else frame[split_column].astype(str).tolist()
 
 

@@ -1,7 +1,9 @@
 """In-memory multimodal data: a dataset type, stratified splits, normalisation, synthetic data.
 
 A modality is a tensor ``[N, D]`` (vectors) or ``[N, T, D]`` (frame sequences, zero-padded, with
-lengths ``[N]``). Modality order is the order of the ``features`` dict, defined once here.
+lengths ``[N]``). Modality order is the order of the ``features`` dict, defined once here. Data that
+is incomplete by itself carries an observed mask ``[N, M]`` (``MultimodalData.mask``); build such
+data from your own arrays or tables with :mod:`redcore_lite.custom` (``rc.data.from_arrays``).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from .config import DataConfig
 
 __all__ = ["MultimodalData", "Splits", "stratified_split", "normalise", "make_synthetic",
-           "load_data", "from_arrays", "from_frame", "split_by"]
+           "load_data"]  # also rc.data.from_arrays, from_frame, split_by (see __getattr__)
 
 
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -397,7 +397,6 @@ def _region(name: str) -> contextlib.AbstractContextManager:
 
 
 def _check_config(config: Config, splits: Splits) -> None:
-    num_mod = len(splits.modalities)
     if simulating(config.mask, splits.train.mask):
         check_mechanism(config.mask, splits.modalities, splits.num_classes, splits.train.dims)
     else:

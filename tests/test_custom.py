@@ -96,6 +96,33 @@ def test_from_arrays_sequences_from_lists_and_padded_arrays():
     assert data.mask[:, 0].tolist() == [True, False] and data.lengths["s"].tolist() == [2, 1]
 
 
+X2, X3 = np.ones((4, 2)), np.ones((4, 3))
+ARRAY_ERRORS = [  # (features, labels, keyword arguments, message)
+    ({"a": X2}, [0, 1, 0, 1], {}, r"features: got dict with 1 entries; allowed: a dict of at least 2"),
+    ({"a": X2, "b": X3}, [0, 5, 0, 1], {"num_classes": 3},
+     r"labels: got values in \[0, 5\]; allowed: integers in \[0, 2\] \(num_classes=3\)"),
+    ({"a": X2, "b": X3}, [0.5, 1, 0, 1], {}, r"labels: got non-integer numbers"),
+    ({"a": X2, "b": X3}, ["x", "y", "z", "x"], {"classes": ["x", "y"]},
+     r"labels: got \['z'\] not in classes \['x', 'y'\]"),
+    ({"a": X2, "b": X3}, [0, 1, 0, 1], {"mask": np.ones((4, 3), bool)},
+     r"mask: got shape \(4, 3\) dtype bool; allowed: \[4, 2\] bool"),
+    ({"a": X2, "b": X3}, [0, 1, 0, 1], {"ids": ["p", "p", "q", "r"]}, r"ids: got 4 ids \(3 distinct\)"),
+    ({"a": np.array([[1.0, np.inf]] * 4), "b": X3}, [0, 1, 0, 1], {},
+     r"features\['a'\]: row 0 holds an infinite value"),
+    ({"a": [np.ones((2, 2)), np.ones((1, 3)), None, None], "b": X3}, [0, 1, 0, 1], {},
+     r"features\['a'\]: sequences of shapes .*one feature dim D"),
+    ({"a": np.ones((4, 2, 2, 2)), "b": X3}, [0, 1, 0, 1], {},
+     r"features\['a'\]: got shape \(4, 2, 2, 2\); allowed: \[4, D\], \[4, T, D\]"),
+    ({"a": X2, "b": X3}, [[0], [1], [0], [1]], {}, r"labels: got shape \(4, 1\)"),
+]
+
+
+@pytest.mark.parametrize("features, labels, kwargs, message", ARRAY_ERRORS)
+def test_from_arrays_errors(features, labels, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rc.from_arrays(features, labels, **kwargs)
+
+
 def test_from_frame_matches_from_arrays_and_keeps_ids():
     df = holey_frame()
     data = rc.from_frame(df, MODS, "animal", id_column="sample")
