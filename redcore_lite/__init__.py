@@ -2,10 +2,11 @@
 
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
-from . import (advantage, config, data, datasets, distributed, generators, losses, masking, metrics,
-               model, optim, sweep, trainer, vib)
+from . import (advantage, config, custom, custom_io, data, datasets, distributed, generators, losses,
+               masking, metrics, model, optim, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
+from .custom import from_arrays, from_frame, split_by, split_data
 from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, stratified_split
 from .masking import eval_patterns, make_mask, pattern_names, realised_rates
 from .model import RedCore, RedCoreOutput, build_model
@@ -26,7 +27,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model", "optim",
-    "trainer", "vib", "plots", "widgets", "sweep", "datasets", "distributed",
+    "trainer", "vib", "plots", "widgets", "sweep", "datasets", "distributed", "custom", "custom_io",
+    "from_arrays", "from_frame", "split_by", "split_data",
     "Config", "preset", "override", "config_to_dict", "config_from_dict",
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",

@@ -24,7 +24,6 @@ written digit serves ``floor`` or ``ceil`` of (clips / pool size) samples (about
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch

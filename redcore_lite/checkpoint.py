@@ -71,7 +71,8 @@ def load_model(path: str | os.PathLike, which: str = "best", map_location: str |
     Args:
         which: ``"best"`` (weights of the selected epoch) or ``"last"`` (latest epoch).
     Returns:
-        model, config, and the checkpoint's metadata (modalities, dims, num_classes, epoch, ...).
+        model, config, and the checkpoint's metadata (modalities, dims, num_classes, epoch,
+        best_epoch, data: the data's description, mask_kind: the kind of training mask).
     """
     if which not in ("best", "last"):
         raise ValueError(f"which: got {which!r}; allowed: 'best', 'last'")
@@ -81,6 +82,8 @@ def load_model(path: str | os.PathLike, which: str = "best", map_location: str |
     model.load_state_dict(state["best"]["state"] if which == "best" else state["model"])
     meta = {k: state[k] for k in ("modalities", "dims", "num_classes", "epoch")}
     meta["best_epoch"] = state["best"]["epoch"]
+    meta["data"] = state.get("data")  # the data's description (Splits.describe()), if recorded
+    meta["mask_kind"] = state.get("mask_kind", "simulated")  # observed / simulated / ...
     return model.eval(), config, meta
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import time
 import warnings
@@ -27,7 +28,7 @@ from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_dict, config
                      override_from_strings, preset)
 from .data import Splits, load_data
 from .datasets import DATASETS
-from .masking import realised_rates
+from .masking import MECHANISMS, SIMULATE, realised_rates, simulating
 from .trainer import LatentCollapseWarning, Result, evaluate, fit, resolve_device
 
 __all__ = ["Subcommand", "SUBCOMMANDS", "register", "build_parser", "main", "add_data_arguments",
@@ -98,7 +99,7 @@ def _flat(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
 
 def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     """Dataset name (positional when required, else ``--dataset``) and where its files are."""
-    names = "synthetic | mfeat | avdigits | iemocap | msp | mosei"
+    names = "synthetic | mfeat | avdigits | iemocap | msp | mosei | custom (your own file: --data)"
     if dataset_required:
         p.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=names)
     else:
@@ -119,6 +120,20 @@ def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True
                    "frames per sample (default 0 = all)")
     p.add_argument("--no-normalise", action="store_true",
                    help="do not z-score features with training statistics")
+    g = p.add_argument_group("custom data (DATASET custom: your own file; see redcore_lite.custom_io)")
+    g.add_argument("--data", help="custom: a .npz (one array per modality, labels, optional mask, "
+                   "ids, split), a CSV / Parquet table (one row per sample; needs --modality "
+                   "NAME=COLUMNS), or a folder with labels.csv and NAME.h5 per modality")
+    g.add_argument("--modality", action="append", metavar="NAME=COLUMNS",
+                   help="custom tables: a modality and its columns, comma-separated, globs allowed "
+                   "(--modality audio='mfcc_*' --modality text=t1,t2); repeat per modality, in "
+                   "order. For .npz / HDF5: NAME only, to keep a subset. A modality is absent in a "
+                   "row where all its columns are NaN")
+    g.add_argument("--label", help="custom tables / labels.csv: the label column (default label; "
+                   "integers or class names)")
+    g.add_argument("--split-column", help="custom: a column of train/val/test per row (default: a "
+                   "seeded stratified split)")
+    g.add_argument("--id-column", help="custom tables: a column of sample ids (default: row numbers)")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -128,6 +143,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "smoke if CI is set, else teach)")
     p.add_argument("--rates", type=_listed(float), nargs="+",
                    help="missing rate per modality, in modality order, e.g. 0.2 0.5 0.8")
+    p.add_argument("--simulate", choices=SIMULATE, help="mask.simulate: draw a simulated mask "
+                   "(auto: only when the training data has no holes of its own; on: also on top "
+                   "of them; off: never)")
+    p.add_argument("--mechanism", choices=MECHANISMS, help="mask.mechanism of the simulated mask: "
+                   "mcar (default), class, score, menu (their settings: --set mask.FIELD=...)")
+    p.add_argument("--eval-complete", action="store_true", help="train.eval_complete: with holes "
+                   "in val/test, also score their complete rows under every pattern")
     p.add_argument("--mode", choices=("ra", "fixed", "uniform", "inverse"),
                    help="advantage.mode: ra (RedCore), fixed (no RA), uniform, inverse")
     p.add_argument("--backbone", choices=("mlp", "transformer"),
@@ -190,7 +212,16 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         data["sequences"] = (getattr(args, "backbone", None) or config.model.backbone) == "transformer"
     if args.no_normalise:
         data["normalise"] = False
+    if getattr(args, "data", None):
+        data["path"] = str(Path(args.data).expanduser().resolve())
+    for flag, key in (("modality", "modalities"), ("label", "label"),
+                      ("split_column", "split_column"), ("id_column", "id_column")):
+        value = getattr(args, flag, None)
+        if value:
+            data[key] = tuple(value) if flag == "modality" else value
     train: dict[str, Any] = {}
+    if getattr(args, "eval_complete", False):
+        train["eval_complete"] = True
     if getattr(args, "seed", None) is not None:
         train["seed"] = args.seed
     if getattr(args, "device", None):
@@ -210,6 +241,9 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         sections["advantage"] = {"mode": args.mode}
     if getattr(args, "rates", None):
         sections["mask"]["rates"] = _flat(args.rates)
+    for flag in ("simulate", "mechanism"):
+        if getattr(args, flag, None):
+            sections["mask"][flag] = getattr(args, flag)
     if getattr(args, "init", None):
         sections["model"]["init"] = args.init
     if getattr(args, "release_protocol", False):
@@ -231,7 +265,8 @@ def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given:
         raise ValueError(f"--backbone: got 'mlp' but {config.data.name} holds frame sequences "
                          "[N, T, D]; allowed: transformer")
     rates = config.mask.rates
-    if len(rates) != len(mods):
+    uses_rates = config.mask.mechanism in ("mcar", "score") or config.advantage.mode == "inverse"
+    if simulating(config.mask, splits.train.mask) and uses_rates and len(rates) != len(mods):
         where = "--rates" if rates_given else f"--rates (the preset's {list(rates)})"
         raise ValueError(f"{where}: got {len(rates)} rate(s) for {len(mods)} modalities "
                          f"{list(mods)}; allowed: one rate in [0, 1] per modality, in that order")
@@ -250,8 +285,16 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
     _write_csv(out / "epochs.csv", result.epochs)
     _write_csv(out / "val_patterns.csv", result.val)
     _write_csv(out / "test_patterns.csv", result.test)
+    for part in ("val", "test"):
+        if getattr(result, f"{part}_complete", None) is not None:
+            _write_csv(out / f"{part}_complete_patterns.csv", getattr(result, f"{part}_complete"))
     _write_csv(out / "history.csv", result.history)
-    rates = realised_rates(result.train_mask, result.modalities, result.config.mask.rates)
+    kind = result.extra.get("mask", {}).get("kind", "simulated")
+    requested = result.config.mask.rates if kind.endswith("simulated") else None
+    if requested is not None and (len(requested) != len(result.modalities)
+                                  or result.config.mask.mechanism not in ("mcar", "score")):
+        requested = None
+    rates = realised_rates(result.train_mask, result.modalities, requested, result.observed_mask)
     _write_csv(out / "mask_rates.csv", rates)
     overall = {"val": _overall(result.val), "test": _overall(result.test)}
     beta = result.beta().iloc[-1]
@@ -259,6 +302,11 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
                "best_epoch": result.best_epoch, "epochs": result.config.epochs, **overall,
                "final_beta": {m: float(beta[m]) for m in result.modalities},
                "realised_rates": {r.modality: float(r.realised) for r in rates.itertuples()},
+               **({"observed_rates": {r.modality: float(r.observed_rate) for r in rates.itertuples()},
+                   "simulated_rates": {r.modality: float(r.simulated_rate)
+                                       for r in rates.itertuples()}}
+                  if result.observed_mask is not None else {}),
+               "mask": result.extra.get("mask"), "data": result.extra.get("data"),
                "seconds": seconds, "checkpoint": "checkpoint.pt", "warnings": list(result.warnings),
                "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "bf16", "compile",
                                                     "cuda_graph", "tf32") if k in result.extra}}
@@ -274,7 +322,8 @@ def _overall(df: pd.DataFrame) -> dict[str, float]:
 
 def _pattern_line(df: pd.DataFrame, col: str = "f1") -> str:
     rows = df[df["pattern"] != "overall"]
-    return "  ".join(f"{p} {v:.3f}" for p, v in zip(rows["pattern"], rows[col]))
+    return "  ".join(f"{p} {int(v)}" if col == "n" else f"{p} {v:.3f}"
+                     for p, v in zip(rows["pattern"], rows[col]))
 
 
 # ---------------------------------------------------------------- train
@@ -321,22 +370,34 @@ def _train_main(args: argparse.Namespace) -> int:
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
     device = resolve_device(config.train.device).type
-    rates = "  ".join(f"{m} {r:.2f} ({summary['realised_rates'][m]:.3f})"
-                      for m, r in zip(result.modalities, config.mask.rates))
     test = summary["test"]
     print(f"{config.data.name}: modalities {mods}; {len(splits.train)}/{len(splits.val)}/"
           f"{len(splits.test)} train/val/test samples, {splits.num_classes} classes")
-    print(f"missing rates (realised): {rates}")
+    if result.observed_mask is None:
+        rates = "  ".join(f"{m} {r:.2f} ({summary['realised_rates'][m]:.3f})"
+                          for m, r in zip(result.modalities, config.mask.rates))
+        print(f"missing rates (realised): {rates}")
+    else:
+        rates = "  ".join(f"{m} {summary['observed_rates'][m]:.3f} + "
+                          f"{summary['simulated_rates'][m]:.3f} = {summary['realised_rates'][m]:.3f}"
+                          for m in result.modalities)
+        print(f"training mask: {summary['mask']['kind']}; missing rates observed + simulated = "
+              f"total: {rates}")
     speed = [f for f in ("bf16", "compile", "tf32", "cuda_graph") if getattr(config.train, f)]
     print(f"{config.model.backbone} backbone, advantage.mode={config.advantage.mode}, "
           f"{config.epochs} epochs on {device}{' with ' + ', '.join(speed) if speed else ''}, "
           f"seed {config.train.seed}: {seconds:.1f} s")
-    print(f"best epoch {result.best_epoch} (val F1 {summary['val']['f1']:.3f}); test over all "
-          f"patterns: WA {test['wa']:.3f}  UA {test['ua']:.3f}  F1 {test['f1']:.3f}")
-    print(f"test F1 per pattern: {_pattern_line(result.test)}")
+    over = "all patterns" if splits.test.complete else "all samples, each under its own pattern"
+    print(f"best epoch {result.best_epoch} (val F1 {summary['val']['f1']:.3f}); test over "
+          f"{over}: WA {test['wa']:.3f}  UA {test['ua']:.3f}  F1 {test['f1']:.3f}")
+    print(f"test F1 per pattern: {_pattern_line(result.test)}" + (
+        "" if splits.test.complete else
+        f" (samples: {_pattern_line(result.test, 'n')})"))
     print("final beta: " + "  ".join(f"{m} {b:.3f}" for m, b in summary["final_beta"].items()))
-    print(f"wrote {out}/: config.json epochs.csv val_patterns.csv test_patterns.csv history.csv "
-          "mask_rates.csv summary.json checkpoint.pt")
+    extra = "".join(f" {part}_complete_patterns.csv" for part in ("val", "test")
+                    if getattr(result, f"{part}_complete") is not None)
+    print(f"wrote {out}/: config.json epochs.csv val_patterns.csv test_patterns.csv{extra} "
+          "history.csv mask_rates.csv summary.json checkpoint.pt")
     for message in result.warnings:
         print(f"{PROG} train: warning: {message}", file=sys.stderr)
     return 0
@@ -350,6 +411,10 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--which", default="best", choices=("best", "last"),
                    help="weights of the selected epoch (default) or of the last epoch")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--protocol", default="auto", choices=("auto", "observed", "patterns"),
+                   help="patterns: every sample under every pattern (with holes in the data: "
+                   "its complete samples); observed: every sample under its own pattern; auto "
+                   "(default): observed where the split has holes, else patterns")
     p.add_argument("--out", type=Path, help="folder for val/test_patterns.csv (default: print only)")
 
 
@@ -366,7 +431,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model = model.to(device)
     batch = config.train.eval_batch_size
-    frames = {part: evaluate(model, getattr(splits, part).to(device), batch) for part in ("val", "test")}
+    saved_sha = ((meta.get("data") or {}).get("source") or {}).get("sha256")
+    now_sha = splits.train.source.get("sha256")
+    if saved_sha and now_sha and saved_sha != now_sha:
+        print(f"{PROG} evaluate: warning: {config.data.path} has changed since training (sha256 "
+              f"{now_sha[:12]}..., trained on {saved_sha[:12]}...)", file=sys.stderr)
+    frames = {part: evaluate(model, getattr(splits, part).to(device), batch, args.protocol)
+              for part in ("val", "test")}
     epoch = meta["best_epoch"] if args.which == "best" else meta["epoch"] - 1
     print(f"{args.checkpoint} ({args.which} weights, epoch {epoch}) on {config.data.name}, "
           f"{len(splits.val)}/{len(splits.test)} val/test samples, {device.type}")
@@ -380,7 +451,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             _write_csv(args.out / f"{part}_patterns.csv", df)
         dump_json(args.out / "evaluate.json", {
             "checkpoint": str(args.checkpoint), "which": args.which, "epoch": epoch,
-            "data": dataclasses.asdict(config.data),
+            "data": dataclasses.asdict(config.data), "described": splits.describe(),
+            "protocol": args.protocol,
             **{part: _overall(df) for part, df in frames.items()}})
         print(f"wrote {args.out}/: val_patterns.csv test_patterns.csv evaluate.json")
     return 0
@@ -434,8 +506,10 @@ def _sweep(args: argparse.Namespace) -> int:
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
     listed = ("views", "modalities")  # nargs="+" lists of lists
     data = [f"--{k.replace('_', '-')} " + (" ".join(map(str, _flat(v))) if k in listed else str(v))
-            for k in ("root", "target_root", "fold", "views", "max_frames", "holdout", "modalities")
+            for k in ("root", "target_root", "fold", "views", "max_frames", "holdout", "modalities",
+                      "data", "label", "split_column", "id_column")
             if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
+    data += [f"--modality {shlex.quote(m)}" for m in args.modality or []]
     source = ["--config", str(args.config)] if args.config else ["--preset", args.preset]
     command = " ".join([PROG, "sweep", args.dataset, *data, *source,
                         *([f"--epochs {args.epochs}"] if args.epochs else []),

@@ -64,11 +64,19 @@ class DataConfig:
     target_root: str = ""  # iemocap/msp: folder of fold folders ("" = {root}/target)
     fold: int = 1  # iemocap: 1..10, msp: 1..12 (the release's cvNo); avdigits: held-out speaker 1..6
     max_frames: int = 0  # iemocap/msp/avdigits: keep at most this many frames per sample (0 = all)
-    modalities: tuple[str, ...] = ()  # avdigits: 2+ of "audio", "image", "shape" (() = all three)
+    # avdigits: 2+ of "audio", "image", "shape" (() = all three). custom tables: "NAME=col1,col2,..."
+    # per modality, in modality order (shell-style globs allowed: "fou=fou_*"); custom .npz / HDF5:
+    # modality names to keep (() = every modality)
+    modalities: tuple[str, ...] = ()
     holdout: str = "speakers"  # avdigits: "speakers" (test speaker = fold) or "takes" (official 0-4)
     # avdigits: False = vectors for the mlp backbone (audio as mean+std of its log-mel frames);
     # True = sequences with lengths for the transformer (audio [N, T, 32], image as 8 pixel rows)
     sequences: bool = False
+    # custom (your own data, redcore_lite.custom): the file (.npz, .csv, .parquet) or HDF5 folder
+    path: str = ""
+    label: str = "label"  # custom tables and HDF5 labels.csv: the label column (.npz: key "labels")
+    split_column: str = ""  # custom: a column of train/val/test per row ("" = stratified, split)
+    id_column: str = ""  # custom tables: a column of sample ids ("" = row numbers)
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,23 @@ class MaskConfig:
     rates: tuple[float, ...] = (0.2, 0.5, 0.8)  # missing rate r_m per modality, each in [0, 1]
     min_available: int = 0  # 0 = release (a sample may lose everything); 1 = repair such rows
     redraw_each_epoch: bool = False  # True = release protocol (masks move between samples)
+    # whether a simulated mask is drawn: "auto" = only when the training split has no observed
+    # holes (data without an observed mask: today's behaviour), "on" = also on top of an observed
+    # mask (among the rows that have the modality), "off" = never (train on the data as given)
+    simulate: str = "auto"
+    # how the simulated mask is drawn (redcore_lite.masking.simulate_mask): "mcar" = exactly
+    # floor(N r_m) rows per modality completely at random; "class" = per-class rates
+    # (class_rates, MNAR by class); "score" = the floor(N r_m) rows with the largest (or smallest)
+    # score lose modality m (MAR / MNAR); "menu" = a fixed menu of patterns with frequencies
+    mechanism: str = "mcar"
+    class_rates: tuple[tuple[float, ...], ...] = ()  # "class": rate per class (rows) per modality
+    # "score": the modality whose features give the score ("" = each modality its own: MNAR;
+    # another, always-present modality: MAR)
+    score_modality: str = ""
+    score_feature: int = -1  # "score": the feature (column) index used as score; -1 = the mean
+    score_largest: bool = True  # "score": True = the largest scores go missing; False = smallest
+    patterns: tuple[str, ...] = ()  # "menu": availability patterns by name, e.g. ("AVL", "A", "VL")
+    pattern_freqs: tuple[float, ...] = ()  # "menu": the fraction of rows given each pattern (sum 1)
 
 
 @dataclass(frozen=True)
@@ -154,6 +179,9 @@ class TrainConfig:
     # that bounds a GPU step (redcore_lite.graphs)
     cuda_graph: bool = False
     tf32: bool = False  # allow TF32 matmuls on Ampere+ GPUs (CUDA only; ignored on CPU)
+    # with observed holes in val/test (scored by each sample's observed pattern): also score the
+    # complete rows under every availability pattern (Result.val_complete / test_complete)
+    eval_complete: bool = False
     progress: bool = False  # tqdm.auto progress bar over epochs
 
 
@@ -265,9 +293,14 @@ def override(config: Config, **sections: dict[str, Any]) -> Config:
 def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain nested dict (tuples become lists) for JSON and checkpoints."""
     def plain(v: Any) -> Any:
-        return list(v) if isinstance(v, tuple) else v
+        return [plain(x) for x in v] if isinstance(v, tuple) else v
     return {f.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, f.name)).items()}
             for f in dataclasses.fields(config)}
+
+
+def _tuples(v: Any) -> Any:
+    """Lists (also nested ones) back to tuples."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
 def config_from_dict(d: dict[str, Any]) -> Config:
@@ -276,8 +309,7 @@ def config_from_dict(d: dict[str, Any]) -> Config:
     for f in dataclasses.fields(Config):
         cls = type(getattr(Config(), f.name))
         types = {g.name: g for g in dataclasses.fields(cls)}
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in d.get(f.name, {}).items()
-                  if k in types}
+        values = {k: _tuples(v) for k, v in d.get(f.name, {}).items() if k in types}
         if f.name == "model" and "model" in d and "init" not in d["model"]:
             values["init"] = "torch"  # saved before model.init existed: PyTorch's initialisation
         sections[f.name] = cls(**values)

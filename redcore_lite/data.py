@@ -1,13 +1,15 @@
 """In-memory multimodal data: a dataset type, stratified splits, normalisation, synthetic data.
 
 A modality is a tensor ``[N, D]`` (vectors) or ``[N, T, D]`` (frame sequences, zero-padded, with
-lengths ``[N]``). Modality order is the order of the ``features`` dict, defined once here.
+lengths ``[N]``). Modality order is the order of the ``features`` dict, defined once here. Data that
+is incomplete by itself carries an observed mask ``[N, M]`` (``MultimodalData.mask``); build such
+data from your own arrays or tables with :mod:`redcore_lite.custom` (``rc.data.from_arrays``).
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -17,7 +19,7 @@ if TYPE_CHECKING:
     from .config import DataConfig
 
 __all__ = ["MultimodalData", "Splits", "stratified_split", "normalise", "make_synthetic",
-           "load_data"]
+           "load_data"]  # also rc.data.from_arrays, from_frame, split_by (see __getattr__)
 
 
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -29,13 +31,42 @@ def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class MultimodalData:
-    """Samples with M modalities and integer labels."""
+    """Samples with M modalities and integer labels, optionally with observed holes.
+
+    ``mask[i, m] = False`` says that modality m of sample i is really missing (no features were
+    recorded); its stored features are zeros (the release's rule: a missing modality's input is
+    zeros), which the constructor enforces. ``mask = None``: every modality of every sample is
+    present. Build one from your own arrays or tables with :func:`from_arrays` /
+    :func:`from_frame` (they turn all-NaN rows into holes and check the rest).
+    """
 
     features: dict[str, torch.Tensor]  # name -> [N, D] or [N, T, D] float
     labels: torch.Tensor  # [N] long in 0..C-1
     num_classes: int  # C
     lengths: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [N] for sequences
     ids: list[str] | None = None  # optional sample ids (utterance ids)
+    mask: torch.Tensor | None = None  # [N, M] bool observed availability (None: complete)
+    classes: tuple[str, ...] | None = None  # class names: label c is classes[c] (string labels)
+    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (describe())
+
+    def __post_init__(self) -> None:
+        if self.mask is None:
+            return
+        mask = torch.as_tensor(self.mask)
+        n, num_mod = int(self.labels.shape[0]), len(self.features)
+        if mask.shape != (n, num_mod) or mask.is_floating_point() and not bool(
+                ((mask == 0) | (mask == 1)).all()):
+            raise ValueError(f"mask: got shape {tuple(mask.shape)}; allowed: [{n}, {num_mod}] "
+                             "bool (True = present), one column per modality in order "
+                             f"{list(self.features)}")
+        self.mask = mask.bool()
+        self.features = dict(self.features)  # the caller's dict stays as it was
+        for m, (name, x) in enumerate(self.features.items()):
+            absent = ~self.mask[:, m]
+            if x.shape[:1] == (n,) and bool(absent.any()):
+                rows = absent.view(-1, *([1] * (x.dim() - 1)))
+                if bool((x.masked_select(rows) != 0).any()):  # NaN != 0 too: zero them
+                    self.features[name] = torch.where(rows, 0.0, x).to(x.dtype)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -44,6 +75,18 @@ class MultimodalData:
     @property
     def dims(self) -> tuple[int, ...]:
         return tuple(x.shape[-1] for x in self.features.values())
+
+    @property
+    def observed(self) -> torch.Tensor:
+        """``[N, M]`` bool observed availability (all True without a mask)."""
+        if self.mask is not None:
+            return self.mask
+        return torch.ones(len(self), len(self.features), dtype=torch.bool, device=self.labels.device)
+
+    @property
+    def complete(self) -> bool:
+        """True when every modality of every sample is present (no mask, or an all-True one)."""
+        return self.mask is None or bool(self.mask.all())
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -58,20 +101,28 @@ class MultimodalData:
             lens.append(ln if index is None or ln is None else _take(ln, index))
         return xs, lens
 
+    def _like(self, features: dict[str, torch.Tensor], labels: torch.Tensor,
+              lengths: dict[str, torch.Tensor], ids: list[str] | None,
+              mask: torch.Tensor | None) -> MultimodalData:
+        return MultimodalData(features, labels, self.num_classes, lengths, ids, mask, self.classes,
+                              dict(self.source))
+
     def subset(self, index: torch.Tensor) -> MultimodalData:
         """The samples at ``index`` (a new object; tensors are gathered)."""
         ids = None if self.ids is None else [self.ids[i] for i in index.tolist()]
-        return MultimodalData({k: v[index] for k, v in self.features.items()}, self.labels[index],
-                              self.num_classes, {k: v[index] for k, v in self.lengths.items()}, ids)
+        return self._like({k: v[index] for k, v in self.features.items()}, self.labels[index],
+                          {k: v[index] for k, v in self.lengths.items()}, ids,
+                          None if self.mask is None else self.mask[index])
 
     def to(self, device: torch.device | str) -> MultimodalData:
         """A copy on ``device``."""
-        return MultimodalData({k: v.to(device) for k, v in self.features.items()},
-                              self.labels.to(device), self.num_classes,
-                              {k: v.to(device) for k, v in self.lengths.items()}, self.ids)
+        return self._like({k: v.to(device) for k, v in self.features.items()},
+                          self.labels.to(device), {k: v.to(device) for k, v in self.lengths.items()},
+                          self.ids, None if self.mask is None else self.mask.to(device))
 
     def validate(self, name: str = "data") -> None:
-        """Raise a ValueError naming the problem: M < 2, NaN, bad labels, shapes, lengths, empty."""
+        """Raise a ValueError naming the problem: M < 2, NaN, bad labels, shapes, lengths, empty,
+        a sample with no observed modality."""
         if len(self.features) < 2:
             raise ValueError(f"{name}.features: got {len(self.features)} modality(ies) "
                              f"{list(self.features)}; allowed: at least 2")
@@ -95,6 +146,14 @@ class MultimodalData:
                 if ln.shape != (n,) or int(ln.min()) < 1 or int(ln.max()) > x.shape[1]:
                     raise ValueError(f"{name}.lengths[{mod!r}]: allowed: [{n}] integers in "
                                      f"[1, {x.shape[1]}]")
+        if self.mask is not None and not bool(self.mask.any(1).all()):
+            row = int((~self.mask.any(1)).nonzero()[0])
+            raise ValueError(f"{name}.mask: sample {row} (id {self._id(row)!r}) has no modality "
+                             "present; allowed: at least one present modality per sample (drop "
+                             "such samples)")
+
+    def _id(self, row: int) -> str:
+        return str(row) if self.ids is None else self.ids[row]
 
 
 @dataclass
@@ -125,17 +184,54 @@ class Splits:
                 if d != dt:
                     raise ValueError(f"{part}.features[{mod!r}]: got feature dim {d}; allowed: "
                                      f"{dt}, the training split's dim")
+        if self.train.mask is not None:
+            for m, mod in enumerate(self.modalities):
+                if not bool(self.train.mask[:, m].any()):
+                    raise ValueError(f"train.mask: modality {mod!r} is present in no training "
+                                     "sample; allowed: at least one present row per modality "
+                                     "(drop the modality, or split differently)")
+
+    def describe(self) -> dict[str, Any]:
+        """What the data is, for config.json / summary.json / checkpoints: its source (if a
+        loader recorded one: name, path, sha256, ...), modalities and dims, classes, samples per
+        split, and the observed missing rate of each modality per split (0 without a mask)."""
+        out: dict[str, Any] = {"source": dict(self.train.source) or None,
+                               "modalities": list(self.modalities), "dims": list(self.train.dims),
+                               "sequences": any(x.dim() == 3 for x in self.train.features.values()),
+                               "num_classes": self.num_classes,
+                               "classes": None if self.train.classes is None else list(self.train.classes),
+                               "samples": {}, "observed_mask": {}, "observed_missing": {}}
+        for part in ("train", "val", "test"):
+            data = getattr(self, part)
+            out["samples"][part] = len(data)
+            out["observed_mask"][part] = data.mask is not None
+            miss = (~data.observed).float().mean(0).cpu().tolist() if len(data) else [0.0] * len(self.modalities)
+            out["observed_missing"][part] = {m: round(r, 6) for m, r in zip(self.modalities, miss)}
+        return out
 
     def to(self, device: torch.device | str) -> Splits:
         return Splits(self.train.to(device), self.val.to(device), self.test.to(device))
 
 
 def stratified_split(data: MultimodalData, fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                     seed: int = 0) -> Splits:
-    """Seeded stratified split: each class is shuffled and cut at the given fractions."""
+                     seed: int = 0, min_per_class: int = 0) -> Splits:
+    """Seeded stratified split: each class is shuffled and cut at the given fractions.
+
+    Args:
+        min_per_class: refuse (ValueError naming the class) a class with fewer samples than
+            this; :func:`redcore_lite.custom.split_data` asks for one sample per split.
+    """
     if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"fractions: got {list(fractions)}; allowed: three positive numbers "
                          "(train, val, test) summing to 1")
+    if min_per_class > 0:
+        counts = torch.bincount(data.labels.cpu(), minlength=data.num_classes).tolist()
+        for c, k in enumerate(counts):
+            if 0 < k < min_per_class:
+                name = c if data.classes is None else f"{c} ({data.classes[c]!r})"
+                raise ValueError(f"labels: class {name} has {k} sample(s); allowed: at least "
+                                 f"{min_per_class} per class for a stratified train/val/test "
+                                 f"split with fractions {list(fractions)} (or give a split column)")
     gen = torch.Generator().manual_seed(seed)
     parts: list[list[torch.Tensor]] = [[], [], []]
     for c in range(data.num_classes):
@@ -157,14 +253,23 @@ def _frame_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
 
 
 def normalise(splits: Splits, eps: float = 1e-6) -> Splits:
-    """z-score every feature with the training split's mean and std (valid frames only)."""
+    """z-score every feature with the training split's mean and std (valid frames only; with an
+    observed mask, present rows only, and absent rows stay zero)."""
     out = {part: {} for part in ("train", "val", "test")}
-    for mod in splits.modalities:
+    for m, mod in enumerate(splits.modalities):
         x, ln = splits.train.features[mod], splits.train.lengths.get(mod)
+        present = None if splits.train.mask is None else splits.train.mask[:, m]
+        if present is not None and not bool(present.any()):
+            raise ValueError(f"train.mask: modality {mod!r} is present in no training sample; "
+                             "allowed: at least one present row per modality")
         if x.dim() == 3:
             w = _frame_mask(x, ln)
+            if present is not None:
+                w = w * present.to(x.dtype)[:, None, None]
             mean = (x * w).sum((0, 1)) / w.sum()
             std = (((x - mean) * w).pow(2).sum((0, 1)) / w.sum()).sqrt()
+        elif present is not None:
+            mean, std = x[present].mean(0), x[present].std(0, unbiased=False)
         else:
             mean, std = x.mean(0), x.std(0, unbiased=False)
         for part in out:
@@ -172,9 +277,12 @@ def normalise(splits: Splits, eps: float = 1e-6) -> Splits:
             y = (data.features[mod] - mean) / (std + eps)
             if y.dim() == 3:  # keep padding at zero
                 y = y * _frame_mask(y, data.lengths.get(mod))
+            if data.mask is not None:  # and absent rows
+                y = torch.where(data.mask[:, m].view(-1, *([1] * (y.dim() - 1))), y, 0.0)
             out[part][mod] = y
-    parts = [MultimodalData(out[p], getattr(splits, p).labels, splits.num_classes,
-                            dict(getattr(splits, p).lengths), getattr(splits, p).ids) for p in out]
+    parts = [getattr(splits, p)._like(out[p], getattr(splits, p).labels,
+                                      dict(getattr(splits, p).lengths), getattr(splits, p).ids,
+                                      getattr(splits, p).mask) for p in out]
     return Splits(*parts)
 
 
@@ -259,3 +367,12 @@ def load_data(config: DataConfig, seed: int = 0) -> Splits:
                           factor_snr=config.factor_snr)
     splits = stratified_split(data, config.split, seed=seed)
     return normalise(splits) if config.normalise else splits
+
+
+def __getattr__(name: str) -> Any:
+    """``rc.data.from_arrays``, ``from_frame`` and ``split_by`` live in :mod:`redcore_lite.custom`."""
+    if name in ("from_arrays", "from_frame", "split_by"):
+        from . import custom
+
+        return getattr(custom, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,7 @@ MMIN_FOLDS = {"iemocap": 10, "msp": 12}  # folds are numbered 1..K (the release'
 MMIN_FEATURES = {"A": "comparE", "V": "denseface", "L": "bert_large"}  # release feature files
 RELEASE_DIMS = {"comparE": 130, "denseface": 342, "bert_large": 1024}  # feature type -> dim
 MOSEI_DIMS = {"A": ("audio", 74), "V": ("vision", 35), "L": ("text", 768)}  # MMSA key, dim
-DATASETS = ("synthetic", "mfeat", "avdigits", "iemocap", "msp", "mosei")
+DATASETS = ("synthetic", "mfeat", "avdigits", "iemocap", "msp", "mosei", "custom")  # custom: your own file
 _SPLITS = ("trn", "val", "tst")
 
 
@@ -374,6 +374,10 @@ def load_mosei(path: str | Path, dims: Sequence[int] | None = (74, 35, 768),
 def load_named(config: Any, seed: int = 0) -> Splits:
     """The splits a :class:`~redcore_lite.config.DataConfig` names (a real dataset)."""
     name = config.name
+    if name == "custom":  # your own .npz / CSV / Parquet / HDF5 folder (redcore_lite.custom_io)
+        from .custom_io import load_custom
+
+        return load_custom(config, seed)
     if name == "mfeat":
         return load_mfeat(tuple(config.views), seed, config.split, config.normalise)
     if name == "avdigits":

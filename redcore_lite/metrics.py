@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-__all__ = ["classification_metrics", "confusion_metrics", "pattern_confusion", "pattern_metrics"]
+__all__ = ["classification_metrics", "confusion_metrics", "pattern_confusion", "pattern_metrics",
+           "grouped_metrics"]
 
 
 def classification_metrics(y: np.ndarray, y_hat: np.ndarray) -> dict[str, float]:
@@ -77,4 +78,31 @@ def pattern_metrics(y: np.ndarray, logits: np.ndarray, names: Sequence[str]) -> 
     num_pat, n = np.shape(logits)[:2]
     m = confusion_metrics(pattern_confusion(y, logits))
     return pd.DataFrame({"pattern": [*names, "overall"], "n": [n] * num_pat + [num_pat * n],
+                         "wa": m["wa"], "ua": m["ua"], "f1": m["f1"]})
+
+
+def grouped_metrics(y: np.ndarray, logits: np.ndarray, groups: np.ndarray,
+                    names: Sequence[str]) -> pd.DataFrame:
+    """Metrics per group of samples (each sample scored once) and overall.
+
+    What evaluation by *observed* pattern reports: every sample is predicted under its own
+    availability pattern, and the table has one row per pattern that occurs.
+
+    Args:
+        y: ``[N]`` labels; logits: ``[N, C]``; groups: ``[N]`` group index in ``0..G-1``;
+        names: G group names (groups without a sample are left out).
+    Returns:
+        One row per non-empty group plus ``"overall"``, columns ``pattern, n, wa, ua, f1``.
+    """
+    y = np.asarray(y).astype(np.int64)
+    logits, groups = np.asarray(logits), np.asarray(groups).astype(np.int64)
+    num_groups = len(names)
+    c = max(logits.shape[-1], int(y.max(initial=0)) + 1)
+    codes = (groups * c + y) * c + logits.argmax(-1)
+    cm = np.bincount(codes, minlength=num_groups * c * c).reshape(num_groups, c, c)
+    counts = np.bincount(groups, minlength=num_groups)
+    keep = np.flatnonzero(counts > 0)
+    m = confusion_metrics(np.concatenate([cm[keep], cm.sum(0, keepdims=True)]))
+    return pd.DataFrame({"pattern": [names[k] for k in keep] + ["overall"],
+                         "n": [int(counts[k]) for k in keep] + [int(len(y))],
                          "wa": m["wa"], "ua": m["ua"], "f1": m["f1"]})

@@ -21,7 +21,7 @@ from .masking import pattern_counts
 
 __all__ = ["set_theme", "mask_heatmap", "availability_bars", "pattern_histogram", "mask_overview",
            "lines", "histograms", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep",
-           "latent_collapse"]
+           "latent_collapse", "missing_by_class"]
 
 _THEMED = False
 _LABELS = {"beta": "β (weight of Rec_m)", "ra": "relative advantage RA_m",
@@ -121,6 +121,45 @@ def pattern_histogram(avail: torch.Tensor | Mapping[str, torch.Tensor], modaliti
                 legend=len(masks) > 1)
     ax.set_ylabel("fraction of samples" if normalise else "samples")
     ax.set_title("availability patterns")
+    _tilt_long_names(ax, table["pattern"])
+    return _done(fig, own)
+
+
+def _tilt_long_names(ax: Axes, names: Sequence[str]) -> None:
+    """Rotate the x tick labels when pattern names are long (``"fou+kar+pix"``), so they stay apart."""
+    if max((len(str(n)) for n in names), default=0) > 4:
+        ax.tick_params(axis="x", labelrotation=25)
+
+
+def missing_by_class(masks: torch.Tensor | Mapping[str, torch.Tensor], labels: torch.Tensor,
+                     modalities: Sequence[str], classes: Sequence[str] | None = None, *,
+                     axes: Sequence[Axes] | None = None) -> Figure:
+    """Missing rate per class and modality, one heatmap per mask: flat under MCAR, graded when
+    missingness depends on the label.
+
+    Args:
+        masks: ``[N, M]`` bool availability, or ``{label: [N, M]}``; labels: ``[N]`` class indices;
+        classes: class names (default 0..C-1); axes: one per mask (default: a new row).
+    """
+    set_theme()
+    masks = masks if isinstance(masks, Mapping) else {"mask": masks}
+    y = np.asarray(torch.as_tensor(labels).cpu())
+    num_classes = int(y.max()) + 1 if classes is None else len(classes)
+    own = axes is None
+    if own:
+        fig, axes = plt.subplots(1, len(masks), figsize=(2.2 + 1.1 * len(modalities) * len(masks),
+                                                         0.6 + 0.28 * num_classes), squeeze=False)
+        axes = list(axes[0])
+    fig = axes[0].figure
+    names = [str(c) for c in (classes if classes is not None else range(num_classes))]
+    for i, (ax, (label, a)) in enumerate(zip(axes, masks.items())):
+        missing = ~_bool_np(a)
+        rate = np.stack([missing[y == c].mean(0) if (y == c).any() else np.full(len(modalities), np.nan)
+                         for c in range(num_classes)])
+        sns.heatmap(pd.DataFrame(rate, index=names, columns=list(modalities)), vmin=0, vmax=1,
+                    cmap="Greys", annot=len(modalities) * num_classes <= 60, fmt=".2f",
+                    cbar=i == len(masks) - 1, yticklabels=i == 0, ax=ax)
+        ax.set(title=label, xlabel="modality", ylabel="class" if i == 0 else "")
     return _done(fig, own)
 
 
@@ -286,6 +325,7 @@ def pattern_bars(table: pd.DataFrame, metric: str = "f1", *, hue: str | None = N
     fig, ax = _canvas(ax, (7, 3.2))
     sns.barplot(table, x="pattern", y=metric, hue=hue, errorbar="sd", ax=ax, legend=hue is not None)
     ax.set(ylim=(0, 1.05), ylabel=metric, title=f"{metric} per availability pattern")
+    _tilt_long_names(ax, table["pattern"])
     if hue is not None:
         ax.legend(fontsize="small", title=hue, loc="lower right")
     return _done(fig, own)

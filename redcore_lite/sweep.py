@@ -29,7 +29,7 @@ from .checkpoint import atomic_write_text, dump_json
 from .config import Config, config_from_dict, config_to_dict, override
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
-           "run_config", "run_sweep", "load_table", "mean_ci", "seed_differences",
+           "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences",
            "paired_differences", "report"]
 
 BASELINE = "redcore"
@@ -88,6 +88,24 @@ def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int],
                 lines.append(f"{variant},{setting},{rates},{seed},{split},{row.pattern},{m},"
                              f"{getattr(row, m):.4f}\n")
     return key, "".join(lines), time.process_time() - cpu
+
+
+def tidy(result: Any, variant: str, setting: str, seed: int) -> pd.DataFrame:
+    """One finished run's val and test tables as rows of :data:`COLUMNS` (as :func:`run_sweep`
+    writes them, values rounded to 4 decimals), so that :func:`paired_differences` also serves
+    runs trained by hand, e.g. on your own data.
+
+    Args:
+        result: a :class:`~redcore_lite.trainer.Result`; variant, setting, seed: its labels.
+    """
+    kind = result.extra.get("mask", {}).get("kind", "simulated")
+    rates = ("/".join(f"{r:g}" for r in result.config.mask.rates) if kind.endswith("simulated")
+             else kind)
+    rows = [(variant, setting, rates, int(seed), split, row.pattern, m,
+             round(float(getattr(row, m)), 4))
+            for split, frame in (("val", result.val), ("test", result.test))
+            for row in frame.itertuples(index=False) for m in METRICS]
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _init_worker(parent: int) -> None:

@@ -18,20 +18,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import check_positive, check_rates
+from ._checks import check_choice, check_positive
 from .advantage import RelativeAdvantage
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, config_from_dict, config_to_dict
+from .config import Config, config_from_dict, config_to_dict, override
 from .data import MultimodalData, Splits, load_data
 from .graphs import StaticStep
 from .losses import LossTerms, compute_losses
-from .masking import eval_patterns, make_mask, pattern_names
-from .metrics import confusion_metrics, pattern_confusion, pattern_metrics
+from .masking import (MECHANISMS, check_mechanism, eval_patterns, pattern_codes, pattern_names,
+                      simulating, training_mask)
+from .metrics import confusion_metrics, grouped_metrics, pattern_confusion, pattern_metrics
 from .model import PresentRows, RedCore, build_model
 from .optim import Adam
 
-__all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "resolve_device", "lr_factor",
+__all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "predict_observed",
+           "EVAL_PROTOCOLS", "mask_kind", "resolve_device", "lr_factor",
            "train_step", "make_optimizer", "latent_spread", "collapse_warning", "COLLAPSE_RATIO",
            "LatentCollapseWarning"]
 
@@ -57,9 +59,16 @@ class Result:
     test: pd.DataFrame  # per-pattern test metrics at the selected epoch
     best_epoch: int
     model: RedCore
-    train_mask: torch.Tensor  # [N_train, M] bool, the mask of the last epoch
+    train_mask: torch.Tensor  # [N_train, M] bool, the mask of the last epoch (observed & simulated)
+    # extra["data"]: the data's description (Splits.describe()); extra["mask"]: which kind of
+    # training mask the run used (mask_kind) and its mechanism
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what the run found wrong (latent collapse)
+    observed_mask: torch.Tensor | None = None  # [N_train, M] bool, the data's own holes (or None)
+    # with train.eval_complete and observed holes in val/test: the complete rows of each split
+    # under every availability pattern (the per-pattern protocol of data without holes)
+    val_complete: pd.DataFrame | None = None
+    test_complete: pd.DataFrame | None = None
 
     def beta(self) -> pd.DataFrame:
         """Per-step beta, one column per modality."""
@@ -106,8 +115,74 @@ def predict_logits(model: RedCore, data: MultimodalData, patterns: torch.Tensor,
     return torch.cat(chunks, dim=1)
 
 
-def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> pd.DataFrame:
-    """WA / UA / macro-F1 per availability pattern and overall (see :func:`pattern_metrics`)."""
+def predict_observed(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> torch.Tensor:
+    """Fused logits ``[N, C]`` of every sample under its own observed pattern (eval mode).
+
+    Samples are grouped by pattern and each group goes through :meth:`RedCore.predict_patterns`
+    with that one pattern, so a sample's logits are those of the every-pattern protocol's row
+    for its pattern.
+    """
+    codes = pattern_codes(data.observed.cpu())
+    num_mod = len(data.modalities)
+    out: torch.Tensor | None = None
+    was_training = model.training
+    model.eval()
+    for code in torch.unique(codes).tolist():
+        rows = torch.nonzero(codes == code).flatten()
+        pattern = torch.tensor([[bool(code >> m & 1) for m in range(num_mod)]])
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start:start + batch_size].to(data.labels.device)
+            xs, lens = data.inputs(idx)
+            logits = model.predict_patterns(xs, lens, pattern)[0].float()
+            if out is None:
+                out = logits.new_zeros(len(data), logits.shape[-1])
+            out[idx] = logits
+    model.train(was_training)
+    assert out is not None
+    return out
+
+
+EVAL_PROTOCOLS = ("auto", "observed", "patterns")
+
+
+def _protocol(data: MultimodalData, protocol: str) -> str:
+    check_choice(protocol, EVAL_PROTOCOLS, "protocol")
+    if protocol == "auto":
+        return "patterns" if data.complete else "observed"
+    return protocol
+
+
+def _observed_table(model: RedCore, data: MultimodalData, batch_size: int) -> pd.DataFrame:
+    num_mod = len(data.modalities)
+    patterns = eval_patterns(num_mod)
+    pcodes = pattern_codes(patterns).tolist()
+    group = torch.tensor([pcodes.index(c) for c in pattern_codes(data.observed.cpu()).tolist()])
+    logits = predict_observed(model, data, batch_size)
+    return grouped_metrics(data.labels.cpu().numpy(), logits.cpu().numpy(), group.numpy(),
+                           pattern_names(patterns, data.modalities))
+
+
+def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024,
+             protocol: str = "auto") -> pd.DataFrame:
+    """WA / UA / macro-F1 per availability pattern and overall.
+
+    Args:
+        protocol: ``"patterns"``: every sample under every pattern (:func:`pattern_metrics`;
+            with observed holes, only the complete samples); ``"observed"``: every sample once,
+            under its own observed pattern, one row per pattern that occurs (``n`` = its samples);
+            ``"auto"`` (default): ``"observed"`` when ``data`` has observed holes, else
+            ``"patterns"``.
+    Returns:
+        Columns ``pattern, n, wa, ua, f1``, one row per pattern plus ``"overall"``.
+    """
+    if _protocol(data, protocol) == "observed":
+        return _observed_table(model, data, batch_size)
+    if not data.complete:
+        full = torch.nonzero(data.mask.all(1).cpu()).flatten()
+        if len(full) == 0:
+            return pd.DataFrame({"pattern": pd.Series(dtype=str), "n": pd.Series(dtype=int),
+                                 **{k: pd.Series(dtype=float) for k in ("wa", "ua", "f1")}})
+        data = data.subset(full.to(data.labels.device))
     patterns = eval_patterns(len(data.modalities))
     logits = predict_logits(model, data, patterns, batch_size)
     return pattern_metrics(data.labels.cpu().numpy(), logits.cpu().numpy(),
@@ -115,7 +190,12 @@ def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> pd
 
 
 def _overall(model: RedCore, data: MultimodalData, batch_size: int) -> dict[str, float]:
-    """The ``overall`` row of :func:`evaluate` (all patterns pooled), without building the table."""
+    """The ``overall`` row of :func:`evaluate` (the default protocol), without the whole table."""
+    if not data.complete:
+        logits = predict_observed(model, data, batch_size)
+        y = data.labels.cpu().numpy()
+        cm = pattern_confusion(y, logits[None].cpu().numpy())[-1]
+        return {k: float(v) for k, v in confusion_metrics(cm).items()}
     logits = predict_logits(model, data, eval_patterns(len(data.modalities)), batch_size)
     cm = pattern_confusion(data.labels.cpu().numpy(), logits.cpu().numpy())[-1]
     return {k: float(v) for k, v in confusion_metrics(cm).items()}
@@ -124,7 +204,8 @@ def _overall(model: RedCore, data: MultimodalData, batch_size: int) -> dict[str,
 def latent_spread(model: RedCore, data: MultimodalData, batch_size: int = 1024) -> torch.Tensor:
     """How far apart the encoders place different samples, against the posterior's own width.
 
-    Every modality of every sample is encoded (eval mode, no missing input).
+    Every modality of every sample is encoded (eval mode, no missing input); with observed
+    holes, a modality's statistics use only the samples that have it.
 
     Returns:
         ``[2, M]``: row 0 the between-sample standard deviation of ``mu`` (per latent dim, averaged
@@ -145,8 +226,15 @@ def latent_spread(model: RedCore, data: MultimodalData, batch_size: int = 1024) 
                 sds.append((0.5 * logvar.float()).exp().mean(-1))  # [M, b]
     model.train(was_training)
     mu = torch.cat(mus, dim=1)  # [M, N, d]
-    spread = mu.std(dim=1, unbiased=False).mean(-1)
-    post = torch.cat(sds, dim=1).mean(1) if sds else torch.full_like(spread, float("nan"))
+    if data.complete:
+        spread = mu.std(dim=1, unbiased=False).mean(-1)
+        post = torch.cat(sds, dim=1).mean(1) if sds else torch.full_like(spread, float("nan"))
+        return torch.stack([spread, post]).cpu()
+    have = data.mask.t().to(mu.device)  # [M, N]
+    sd = torch.cat(sds, dim=1) if sds else None
+    spread = torch.stack([mu[m, have[m]].std(dim=0, unbiased=False).mean() for m in range(len(mu))])
+    post = (torch.stack([sd[m, have[m]].mean() for m in range(len(mu))]) if sd is not None
+            else torch.full_like(spread, float("nan")))
     return torch.stack([spread, post]).cpu()
 
 
@@ -309,8 +397,10 @@ def _region(name: str) -> contextlib.AbstractContextManager:
 
 
 def _check_config(config: Config, splits: Splits) -> None:
-    num_mod = len(splits.modalities)
-    check_rates(config.mask.rates, num_mod, "mask.rates")
+    if simulating(config.mask, splits.train.mask):
+        check_mechanism(config.mask, splits.modalities, splits.num_classes, splits.train.dims)
+    else:
+        check_choice(config.mask.mechanism, MECHANISMS, "mask.mechanism")
     for mod, x in splits.train.features.items():
         want = 2 if config.model.backbone == "mlp" else 3
         if x.dim() != want:
@@ -330,6 +420,26 @@ def _check_config(config: Config, splits: Splits) -> None:
         raise ValueError("train.epochs_constant + train.epochs_decay: got 0; allowed: >= 1")
     for name in ("w_fused", "w_unimodal", "kl_weight", "w_rec"):
         check_positive(getattr(config.loss, name), f"loss.{name}", zero_ok=True)
+
+
+def mask_kind(config: Config, observed: torch.Tensor | None) -> str:
+    """Which training mask a run uses: ``"simulated"`` (data without holes, a simulated mask:
+    the default), ``"observed"`` (the data's own holes only), ``"observed+simulated"`` or
+    ``"complete"`` (no holes, nothing simulated)."""
+    holes = observed is not None and not bool(observed.all())
+    sim = simulating(config.mask, observed)
+    return {(False, True): "simulated", (True, False): "observed", (True, True): "observed+simulated",
+            (False, False): "complete"}[(holes, sim)]
+
+
+def _data_config(config: Config, splits: Splits) -> Config:
+    """``config`` with ``data`` describing your own data (``name="custom"``, its path) when the
+    splits came from :mod:`redcore_lite.custom_io` / :func:`~redcore_lite.custom.from_arrays`
+    but the config names other data (``fit(config, data=...)``); else ``config``."""
+    source = splits.train.source
+    if source.get("name") != "custom" or config.data.name == "custom":
+        return config
+    return override(config, data={"name": "custom", "path": str(source.get("path", ""))})
 
 
 def _history_columns(mods: Sequence[str]) -> list[str]:
@@ -363,7 +473,9 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     seed = config.train.seed
     splits = data if data is not None else load_data(config.data, seed=seed)
     splits.validate()
+    config = _data_config(config, splits)
     _check_config(config, splits)
+    described = splits.describe()
     device = D.local_device(resolve_device(config.train.device))
     if config.train.cuda_graph and (device.type != "cuda" or D.world() > 1):
         raise ValueError(f"train.cuda_graph: got True with device {str(device)!r} and {D.world()} "
@@ -375,7 +487,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
         torch.backends.cuda.matmul.allow_tf32 = config.train.tf32 and device.type == "cuda"
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks)
+            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks, described)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
@@ -386,7 +498,8 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
 
 
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
-         callbacks: Sequence[Callable[[EpochEnd], None]]) -> Result:
+         callbacks: Sequence[Callable[[EpochEnd], None]],
+         described: dict[str, Any] | None = None) -> Result:
     tc, mods = config.train, splits.modalities
     num_mod, train = len(mods), splits.train
     model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
@@ -401,10 +514,17 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     static_step = tc.cuda_graph or tc.compile
     step_model = torch.compile(net, dynamic=False) if tc.compile else net
     optimizer = make_optimizer(model, config)
-    adv = RelativeAdvantage(config.advantage, num_mod, device, config.mask.rates)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
     batch_gen = torch.Generator().manual_seed(tc.seed + 2)
-    mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
+    described = described if described is not None else splits.describe()
+    observed = None if train.mask is None else train.mask.cpu()
+    kind = mask_kind(config, observed)
+    mask = training_mask(config.mask, train, mask_gen)
+    # "inverse" weights: the requested rates of a simulated mask (as before), else the realised
+    # rates of the training mask (observed holes included)
+    rates = (config.mask.rates if kind == "simulated" and config.mask.mechanism == "mcar"
+             else tuple((~mask).float().mean(0).tolist()))
+    adv = RelativeAdvantage(config.advantage, num_mod, device, rates)
     clip_groups = _clip_groups(model)
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
@@ -417,6 +537,10 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         if _comparable(saved) != _comparable(config_to_dict(config)):
             raise ValueError(f"checkpoint: {str(checkpoint)!r} was written by a different config; "
                              "allowed: the same config (device and progress may differ)")
+        if "data" in st and _data_key(st["data"]) != _data_key(described):
+            raise ValueError(f"checkpoint: {str(checkpoint)!r} was written for other data "
+                             f"({_data_key(st['data'])}); allowed: the same data "
+                             f"(got {_data_key(described)})")
         model.load_state_dict(st["model"])
         optimizer.load_state_dict(st["optimizer"])
         adv.load_state_dict(st["advantage"])
@@ -440,8 +564,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         epochs = tqdm(epochs, total=config.epochs, initial=start, desc="epochs")
     for epoch in epochs:
         optimizer.lr = tc.lr * lr_factor(epoch, tc.epochs_constant, tc.epochs_decay)
-        if config.mask.redraw_each_epoch and epoch > 0:
-            mask = make_mask(len(train), config.mask.rates, mask_gen, config.mask.min_available)
+        if config.mask.redraw_each_epoch and epoch > 0 and kind.endswith("simulated"):
+            mask = training_mask(config.mask, train, mask_gen)
             mask_dev = mask.to(device)
             if static is not None:
                 static.set_mask(mask_dev)
@@ -449,9 +573,9 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         if tc.complete_only:
             rows = rows[mask.all(1)]
             if len(rows) == 0:
-                raise ValueError(f"train.complete_only: no training sample has every modality under "
-                                 f"mask.rates={list(config.mask.rates)}; allowed: rates that leave "
-                                 "complete samples")
+                raise ValueError(f"train.complete_only: no training sample has every modality "
+                                 f"(training mask: {kind}, mask.rates={list(config.mask.rates)}); "
+                                 "allowed: rates or data that leave complete samples")
         order = rows[torch.randperm(len(rows), generator=batch_gen)]
         plan = _epoch_plan(order, mask, tc.batch_size, device)
         num_steps = len(plan)
@@ -497,10 +621,20 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                         "batch": batch_gen.get_state(),
                         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
                 "train_mask": mask, "history": torch.cat(hist_rows), "etas": etas,
-                "epochs": epoch_rows, "best": best, "torch_version": str(torch.__version__)})
+                "epochs": epoch_rows, "best": best, "torch_version": str(torch.__version__),
+                "data": described, "mask_kind": kind})
         for cb in callbacks:
             cb(EpochEnd(epoch, row, adv.beta.cpu().numpy()))
-    return _result(config, splits, model, mods, hist_rows, etas, epoch_rows, best, mask, adv)
+    result = _result(config, splits, model, mods, hist_rows, etas, epoch_rows, best, mask, adv)
+    result.observed_mask = observed
+    result.extra.update({"data": described, "mask": {"kind": kind,
+                                                      "mechanism": config.mask.mechanism}})
+    return result
+
+
+def _data_key(described: dict[str, Any]) -> dict[str, Any]:
+    """What must match for a resume: modalities, dims, samples and observed rates per split."""
+    return {k: described.get(k) for k in ("modalities", "dims", "samples", "observed_missing")}
 
 
 def _result(config: Config, splits: Splits, model: RedCore, mods: Sequence[str],
@@ -520,8 +654,12 @@ def _result(config: Config, splits: Splits, model: RedCore, mods: Sequence[str],
     found = [w for w in [collapse_warning(epoch_rows[int(best["epoch"])], mods)] if w]
     for message in found:
         warnings.warn(message, LatentCollapseWarning, stacklevel=3)
+    complete = {part: evaluate(model, getattr(splits, part), tc.eval_batch_size, "patterns")
+                if tc.eval_complete and not getattr(splits, part).complete else None
+                for part in ("val", "test")}
     return Result(config, tuple(mods), history, epochs,
                   evaluate(model, splits.val, tc.eval_batch_size),
                   evaluate(model, splits.test, tc.eval_batch_size),
-                  int(best["epoch"]), model, mask.cpu(), {"advantage": adv.state_dict()}, found)
+                  int(best["epoch"]), model, mask.cpu(), {"advantage": adv.state_dict()}, found,
+                  val_complete=complete["val"], test_complete=complete["test"])
 

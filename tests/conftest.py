@@ -45,3 +45,18 @@ def splits3(cfg3) -> rc.Splits:
 def _threads():
     torch.set_num_threads(1)
     yield
+
+
+def holey_splits(cfg: rc.Config, seed: int = 0) -> rc.Splits:
+    """The config's synthetic data with observed holes (whole-row NaN, a fixed rule: rows
+    i % 5 == 1 lack the first modality, i % 4 == 2 the second, i % 3 == 0 the third unless
+    that would leave nothing), read with ``from_arrays``, split and normalised."""
+    d = cfg.data
+    data = rc.make_synthetic(d.num_samples, d.dims, d.num_classes, d.snr, seed=seed)
+    i = torch.arange(len(data))
+    rules = [i % 5 != 1, i % 4 != 2, (i % 3 != 0) | ((i % 5 == 1) & (i % 4 == 2))]
+    rules += [i % 7 != 3] * (len(d.dims) - 3)
+    feats = {m: torch.where(rules[k][:, None], x, float("nan"))
+             for k, (m, x) in enumerate(data.features.items())}
+    own = rc.from_arrays(feats, data.labels, num_classes=d.num_classes)
+    return rc.normalise(rc.split_data(own, d.split, seed))

@@ -278,3 +278,93 @@ def test_collapse_is_printed_and_recorded(tmp_path, capsys, monkeypatch):
     code, _, err = run(capsys, "train", "synthetic", "--preset", "smoke", "--epochs", 1, "--out", tmp_path)
     assert code == 0 and err.count("redcore-lite train: warning: latent collapse at epoch 0") == 1
     assert json.loads((tmp_path / "summary.json").read_text())["warnings"][0].startswith("latent collapse")
+
+
+# ---------------------------------------------------------------- your own data: train custom
+
+
+def test_train_custom_table_end_to_end(tmp_path, capsys):
+    from test_custom import holey_frame
+
+    path = tmp_path / "own.csv"
+    holey_frame(120).to_csv(path, index=False)
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "custom", "--data", path, "--modality", "A=A_*",
+                            "--modality", "V=V_0,V_1,V_2", "--modality", "L=L_*", "--label",
+                            "animal", "--id-column", "sample", "--preset", "smoke", "--epochs", 2,
+                            "--device", "cpu", "--eval-complete", "--out", out)
+    assert code == 0, err
+    assert "custom: modalities A [4], V [3], L [2]; 84/18/18 train/val/test samples, 3 classes" in stdout
+    assert "training mask: observed; missing rates observed + simulated = total: A 0.214 + 0.000 = 0.214" in stdout
+    config = json.loads((out / "config.json").read_text())["data"]
+    assert config["name"] == "custom" and config["path"] == str(path.resolve())
+    assert config["modalities"] == ["A=A_*", "V=V_0,V_1,V_2", "L=L_*"] and config["label"] == "animal"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["source"]["sha256"] == rc.custom_io.file_digest(path)
+    assert summary["data"]["classes"] == ["cat", "dog", "emu"] and summary["mask"]["kind"] == "observed"
+    assert summary["observed_rates"]["A"] == summary["realised_rates"]["A"] > 0
+    rates = pd.read_csv(out / "mask_rates.csv")
+    assert list(rates.columns) == ["modality", "requested", "observed_missing", "simulated_missing",
+                                   "missing", "realised", "observed_rate", "simulated_rate"]
+    test = pd.read_csv(out / "test_patterns.csv").set_index("pattern")
+    assert test["n"].drop("overall").sum() == test.loc["overall", "n"] == 18
+    assert len(pd.read_csv(out / "test_complete_patterns.csv")) == 8
+    model, saved, meta = rc.load_model(out / "checkpoint.pt")
+    assert saved.data.name == "custom" and meta["mask_kind"] == "observed"
+    code, stdout, _ = run(capsys, "evaluate", out / "checkpoint.pt", "--out", tmp_path / "ev")
+    assert code == 0 and "on custom, 18/18 val/test samples" in stdout
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "ev" / "test_patterns.csv"),
+                                  pd.read_csv(out / "test_patterns.csv"))
+    changed = holey_frame(120)
+    changed.loc[0, "V_0"] += 1.0  # one value edited after training
+    changed.to_csv(path, index=False)
+    _, _, err = run(capsys, "evaluate", out / "checkpoint.pt")
+    assert "has changed since training" in err
+
+
+def test_train_custom_npz_with_split_and_simulation_on_top(tmp_path, capsys):
+    from test_custom import holey_frame, write_npz
+
+    path = write_npz(tmp_path / "own.npz", split=holey_frame()["split"].to_numpy(dtype=str))
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "custom", "--data", path, "--split-column", "split",
+                            "--simulate", "on", "--rates", "0.5,0,0", "--preset", "smoke",
+                            "--epochs", 1, "--out", out)
+    assert code == 0, err
+    assert "36/12/12 train/val/test samples" in stdout and "observed+simulated" in stdout
+    rates = pd.read_csv(out / "mask_rates.csv").set_index("modality")
+    n_a = 36 - rates.loc["A", "observed_missing"]
+    assert rates.loc["A", "simulated_missing"] == n_a // 2 and rates.loc["V", "simulated_missing"] == 0
+    assert rates.loc["A", "requested"] == 0.5
+
+
+def test_train_custom_hdf5_folder_of_sequences(tmp_path, capsys):
+    from test_custom import write_h5_folder
+
+    folder = write_h5_folder(tmp_path / "h5")
+    code, stdout, err = run(capsys, "train", "custom", "--data", folder, "--label", "animal",
+                            "--modality", "V", "--modality", "A", "--modality", "L", "--preset", "smoke",
+                            "--epochs", 1, "--set", "model.num_heads=1", "--out", tmp_path / "run")
+    assert code == 0, err
+    assert "modalities V [3], A [4], L [2]" in stdout and "transformer backbone" in stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--modality", "A=A_*", "--modality", "V=V_*"], "data.path: empty for data.name='custom'"),
+    (["--data", "{csv}"], "data.modalities: empty for a table"),
+    (["--data", "{csv}", "--modality", "A", "--modality", "V=V_*"], r"modalities: got 'A'"),
+    (["--data", "{csv}", "--modality", "A=A_*", "--modality", "V=V_*", "--label", "y"],
+     "label: column 'y' is not in the table"),
+    (["--data", "{csv}", "--modality", "A=A_*", "--modality", "V=V_*", "--modality", "L=L_*",
+      "--label", "animal", "--simulate", "on", "--rates", "0.2,0.5"],
+     r"--rates: got 2 rate\(s\) for 3 modalities"),
+])
+def test_train_custom_errors(tmp_path, capsys, argv, message):
+    from test_custom import holey_frame
+
+    csv = tmp_path / "own.csv"
+    holey_frame().to_csv(csv, index=False)
+    argv = ["train", "custom", *[a.format(csv=csv) for a in argv], "--preset", "smoke",
+            "--out", str(tmp_path / "run")]
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and re.search(message, err), err

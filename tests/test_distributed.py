@@ -23,9 +23,10 @@ def _torchrun(args, tmp_path, timeout=240):
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
-@pytest.mark.parametrize("mode", ["eager", "compile"])
+@pytest.mark.parametrize("mode", ["eager", "compile", "observed"])
 def test_two_ranks_share_beta(tmp_path, mode):
-    """Eager, and compiled (the static-shape step under DistributedDataParallel)."""
+    """Eager, compiled (the static-shape step under DistributedDataParallel), and eager on data
+    with observed holes plus a simulated mask (every rank draws the same combined mask)."""
     proc = _torchrun([str(HERE / "ddp_worker.py"), str(tmp_path), mode], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     h0 = pd.read_csv(tmp_path / "history_rank0.csv")
@@ -41,6 +42,13 @@ def test_two_ranks_share_beta(tmp_path, mode):
     # global batch 32 split over 2 ranks: half the rows per rank, the same number of steps
     assert h0["step"].max() + 1 == rc.preset("smoke").epochs * int(np.ceil(280 / 32))
     assert (tmp_path / "ckpt.pt").exists()  # written by rank 0 only
+    m0, m1 = (torch.load(tmp_path / f"mask_rank{r}.pt") for r in (0, 1))
+    assert torch.equal(m0, m1)
+    if mode == "observed":
+        state = rc.checkpoint.load_checkpoint(tmp_path / "ckpt.pt")
+        assert state["mask_kind"] == "observed+simulated" and not m0.all(0).any()
+        n = t0.set_index("pattern")["n"]  # each test sample once, under its observed pattern
+        assert n.drop("overall").sum() == n["overall"] == 60
 
 
 def test_shard_and_global_rec_without_a_process_group():

@@ -112,6 +112,41 @@ def test_static_fit_on_cpu_trains_and_repeats():
     assert abs(f1(one) - f1(eager)) < 0.15, (f1(one), f1(eager))
 
 
+def test_static_step_reads_the_combined_mask_of_observed_holes():
+    """Data with observed holes and a simulated mask on top, redrawn every epoch: the static
+    step trains on the same masks and batches as the eager one (same observed flags, same
+    eta), repeats, and learns comparably."""
+    from conftest import holey_splits
+
+    cfg = tiny_config(3, mask={"simulate": "on", "rates": (0.2, 0.1, 0.3), "redraw_each_epoch": True},
+                      train={"epochs_constant": 2, "epochs_decay": 1, "device": "cpu"})
+    splits = holey_splits(cfg)
+    graph_cfg = rc.override(cfg, train={"cuda_graph": True})
+    one, two = _fit(graph_cfg, splits, "cpu"), _fit(graph_cfg, splits, "cpu")
+    assert one.history.equals(two.history) and one.test.equals(two.test)
+    eager = rc.fit(cfg, splits)
+    assert torch.equal(one.train_mask, eager.train_mask) and not (one.train_mask & ~splits.train.mask).any()
+    flags = [f"observed_{m}" for m in splits.modalities]
+    assert one.history[flags].equals(eager.history[flags]) and one.history["eta"].equals(eager.history["eta"])
+    assert (one.history.loc[~one.history["observed_V"], "rec_V"] == 0).all()
+    f1 = lambda r: float(r.test.set_index("pattern").loc["overall", "f1"])  # noqa: E731
+    assert abs(f1(one) - f1(eager)) < 0.2, (f1(one), f1(eager))
+
+
+@cuda_only
+def test_graph_replay_with_observed_holes_matches_the_eager_static_step():
+    from conftest import holey_splits
+
+    cfg = tiny_config(3, train={"cuda_graph": True, "epochs_constant": 2, "epochs_decay": 1,
+                                "batch_size": 32}, mask={"simulate": "on", "rates": (0.2, 0.1, 0.3),
+                                                         "redraw_each_epoch": True})
+    splits = holey_splits(cfg)
+    graph = _fit(cfg, splits, TEST_DEVICE)
+    eager = _fit(cfg, splits, TEST_DEVICE, capture=False)
+    a, b = (r.history.drop(columns=["lr"]).astype(float).to_numpy() for r in (graph, eager))
+    assert abs(a - b).max() < 1e-4 and torch.equal(graph.train_mask, eager.train_mask)
+
+
 def test_cuda_graph_needs_cuda():
     cfg = tiny_config(3, train={"cuda_graph": True, "device": "cpu"})
     with pytest.raises(ValueError, match="train.cuda_graph: got True with device 'cpu'"):

@@ -21,11 +21,11 @@ class CountReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-def _step_reads(cfg):
-    splits = tiny_splits(cfg)
+def _step_reads(cfg, splits=None):
+    splits = splits or tiny_splits(cfg)
     model = rc.build_model(cfg.model, splits.train.dims, splits.num_classes, seed=0)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3)
-    mask = rc.make_mask(len(splits.train), cfg.mask.rates, torch.Generator().manual_seed(0))
+    mask = rc.masking.training_mask(cfg.mask, splits.train, torch.Generator().manual_seed(0))
     plan = rc.trainer._epoch_plan(torch.arange(len(splits.train)), mask, 16, torch.device("cpu"))
     groups = rc.trainer._clip_groups(model)
     optimizer = rc.trainer.make_optimizer(model, cfg)  # the real one: its step is counted too
@@ -41,6 +41,15 @@ def _step_reads(cfg):
 
 def test_training_step_never_reads_back():
     assert _step_reads(tiny_config(3)) == []
+
+
+def test_training_step_with_observed_holes_never_reads_back():
+    from conftest import holey_splits
+
+    cfg = tiny_config(3, mask={"simulate": "on"})
+    splits = holey_splits(cfg)
+    assert not splits.train.complete
+    assert _step_reads(cfg, splits) == []
 
 
 def test_counter_catches_a_read():

@@ -28,6 +28,18 @@ def closed(fig: Figure) -> bool:
     return isinstance(fig, Figure) and not plt.fignum_exists(fig.number)
 
 
+def test_missing_by_class_heatmaps():
+    labels = torch.arange(100) % 4
+    mask = torch.ones(100, 3, dtype=torch.bool)
+    mask[labels == 2, 1] = False  # class 2 never has V
+    fig = rc.plots.missing_by_class({"by class": mask, "none": torch.ones(100, 3, dtype=torch.bool)},
+                                    labels, MODS, ["a", "b", "c", "d"])
+    assert closed(fig) and len(fig.axes) == 3  # two heatmaps and one colour bar
+    values = fig.axes[0].collections[0].get_array().reshape(4, 3)
+    assert values[2, 1] == 1.0 and values.sum() == 1.0
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "c", "d"]
+
+
 def test_mask_plots(mask):
     fig = rc.plots.mask_heatmap(mask, MODS, max_samples=40)
     assert closed(fig) and fig.axes[0].images[0].get_array().shape == (3, 40)

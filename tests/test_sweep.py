@@ -82,6 +82,17 @@ def test_table_is_tidy_and_paired(reference):
     assert reference["value"].between(0, 1).all()
 
 
+def test_tidy_gives_the_rows_a_sweep_writes(reference):
+    """``sweep.tidy`` on a run trained by hand: the sweep's rows for that run, to 4 decimals."""
+    from redcore_lite.trainer import fit
+
+    run = fit(sweep.run_config(tiny_config(3), "no_ra", "balanced", 1))
+    got = sweep.tidy(run, "no_ra", "balanced", 1)
+    want = reference[(reference["variant"] == "no_ra") & (reference["seed"] == 1)]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True),
+                                  check_dtype=False)
+
+
 def test_killed_sweep_resumes_without_redoing_runs(tmp_path, reference):
     path = tmp_path / "r.csv"
 

@@ -279,3 +279,132 @@ def test_compiled_fit_runs_and_matches_eager_closely(cfg3, splits3, monkeypatch)
     compiled = rc.fit(rc.override(cfg, train={"compile": True}), splits3)
     assert compiled.extra["compile"] is True
     np.testing.assert_allclose(compiled.history["loss"], eager.history["loss"], rtol=1e-3)
+
+
+# ---------------------------------------------------------------- data with observed holes
+
+
+@pytest.fixture
+def holey3(cfg3):
+    from conftest import holey_splits
+    return holey_splits(cfg3)
+
+
+def test_observed_fit_trains_on_the_data_holes(cfg3, holey3):
+    res = rc.fit(cfg3, holey3)
+    assert res.extra["mask"] == {"kind": "observed", "mechanism": "mcar"}
+    assert torch.equal(res.train_mask, holey3.train.mask) and torch.equal(res.observed_mask,
+                                                                          holey3.train.mask)
+    assert res.config.data.name == "custom" and res.extra["data"]["source"]["format"] == "arrays"
+    assert res.extra["data"]["observed_mask"] == {"train": True, "val": True, "test": True}
+    # the test table: each sample once, under its own observed pattern, with counts
+    test = res.test.set_index("pattern")
+    codes = rc.masking.pattern_codes(holey3.test.mask)
+    names = rc.pattern_names(rc.eval_patterns(3), "AVL")
+    want = {names[k]: int((codes == c).sum()) for k, c in
+            enumerate(rc.masking.pattern_codes(rc.eval_patterns(3)).tolist()) if (codes == c).any()}
+    assert test["n"].drop("overall").to_dict() == want
+    assert test.loc["overall", "n"] == len(holey3.test) == sum(want.values())
+    got = rc.trainer._overall(res.model, holey3.val, 1024)
+    assert got == {k: float(res.val.set_index("pattern").loc["overall", k]) for k in ("wa", "ua", "f1")}
+    assert res.val_complete is None and np.isfinite(res.history["loss"]).all()
+
+
+def test_an_all_true_observed_mask_is_todays_run_exactly(cfg3, splits3):
+    full = rc.Splits(*(rc.MultimodalData(s.features, s.labels, s.num_classes, s.lengths, s.ids,
+                                         torch.ones(len(s), 3, dtype=torch.bool))
+                       for s in (splits3.train, splits3.val, splits3.test)))
+    a, b = rc.fit(cfg3, splits3), rc.fit(cfg3, full)
+    pd.testing.assert_frame_equal(a.history, b.history)
+    pd.testing.assert_frame_equal(a.test, b.test)
+    assert torch.equal(a.train_mask, b.train_mask) and b.extra["mask"]["kind"] == "simulated"
+
+
+def test_simulated_on_top_of_observed(cfg3, holey3):
+    cfg = rc.override(cfg3, mask={"simulate": "on", "rates": (0.5, 0.0, 0.25)})
+    res = rc.fit(cfg, holey3)
+    obs, a = holey3.train.mask, res.train_mask
+    assert res.extra["mask"]["kind"] == "observed+simulated" and not (a & ~obs).any()
+    for m, r in enumerate((0.5, 0.0, 0.25)):
+        assert int((obs[:, m] & ~a[:, m]).sum()) == int(obs[:, m].sum() * r + 1e-9)
+    off = rc.fit(rc.override(cfg3, mask={"simulate": "off", "rates": (0.9,)}), holey3)
+    assert torch.equal(off.train_mask, obs)  # off: rates of any length are not used
+
+
+def test_evaluate_protocols(cfg3, holey3, splits3):
+    model = rc.fit(cfg3, holey3).model
+    test = holey3.test
+    full = test.mask.all(1)
+    pats = rc.evaluate(model, test, protocol="patterns")
+    assert (pats.set_index("pattern").drop("overall")["n"] == int(full.sum())).all()
+    ref = rc.evaluate(model, test.subset(torch.nonzero(full).flatten()), protocol="patterns")
+    pd.testing.assert_frame_equal(pats, ref)
+    logits = rc.trainer.predict_observed(model, test)
+    every = rc.trainer.predict_logits(model, test, rc.eval_patterns(3))
+    k = [rc.masking.pattern_codes(rc.eval_patterns(3)).tolist().index(c)
+         for c in rc.masking.pattern_codes(test.mask).tolist()]
+    torch.testing.assert_close(logits, every[k, torch.arange(len(test))], rtol=1e-5, atol=1e-5)
+    single = rc.evaluate(model, splits3.test, protocol="observed")  # no holes: one pattern
+    assert single["pattern"].tolist() == ["AVL", "overall"]
+    with pytest.raises(ValueError, match="protocol: got 'all'"):
+        rc.evaluate(model, test, protocol="all")
+
+
+def test_eval_complete_scores_the_complete_rows_under_every_pattern(cfg3, holey3):
+    res = rc.fit(rc.override(cfg3, train={"eval_complete": True}), holey3)
+    n_full = int(holey3.test.mask.all(1).sum())
+    assert len(res.test_complete) == 8 and res.test_complete["n"].iloc[0] == n_full
+    pd.testing.assert_frame_equal(res.test_complete,
+                                  rc.evaluate(res.model, holey3.test, protocol="patterns"))
+
+
+@pytest.mark.parametrize("sections", [{}, {"mask": {"simulate": "on", "redraw_each_epoch": True,
+                                                    "rates": (0.2, 0.3, 0.1)}}])
+def test_observed_resume_is_bit_identical(tmp_path, cfg3, holey3, sections):
+    cfg = rc.override(cfg3, train={"epochs_constant": 2, "epochs_decay": 2}, **sections)
+    full = rc.fit(cfg, holey3)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(_Kill):
+        rc.fit(cfg, holey3, checkpoint=ckpt, callbacks=[_kill_after(1)])
+    state = rc.load_checkpoint(ckpt)
+    assert state["data"]["observed_mask"]["train"] and state["mask_kind"] == full.extra["mask"]["kind"]
+    resumed = rc.fit(cfg, holey3, checkpoint=ckpt, resume=True)
+    pd.testing.assert_frame_equal(full.history, resumed.history)
+    pd.testing.assert_frame_equal(full.test, resumed.test)
+    assert torch.equal(full.train_mask, resumed.train_mask)
+    model, saved, meta = rc.load_model(ckpt)
+    assert saved.data.name == "custom" and meta["data"]["samples"]["train"] == len(holey3.train)
+
+
+def test_resume_refuses_other_data(tmp_path, cfg3, holey3, splits3):
+    ckpt = tmp_path / "run.pt"
+    rc.fit(cfg3, holey3, checkpoint=ckpt)
+    cfg = rc.override(cfg3, data={"name": "custom", "path": ""})  # the config fit recorded
+    with pytest.raises(ValueError, match="was written for other data"):
+        rc.fit(cfg, rc.Splits(*(rc.MultimodalData(s.features, s.labels, s.num_classes,
+                                                  source={"name": "custom"})
+                                for s in (splits3.train, splits3.val, splits3.test))),
+               checkpoint=ckpt, resume=True)
+
+
+def test_inverse_weights_use_the_realised_rates_with_observed_holes(cfg3, holey3):
+    res = rc.fit(rc.override(cfg3, advantage={"mode": "inverse"}), holey3)
+    r = (~holey3.train.mask).float().mean(0)
+    want = 1 / (1 - r)
+    np.testing.assert_allclose(res.beta().iloc[0].to_numpy(), (want / want.norm()).numpy(), rtol=1e-6)
+
+
+def test_mechanisms_through_fit(cfg3, splits3):
+    rates = rc.masking.tilted_class_rates((0.2, 0.5, 0.8), 4, tilt=0.5)
+    res = rc.fit(rc.override(cfg3, mask={"mechanism": "class", "class_rates": rates}), splits3)
+    y = splits3.train.labels
+    for c in range(4):
+        for m in range(3):
+            n_c = int((y == c).sum())
+            assert int((~res.train_mask[y == c, m]).sum()) == int(n_c * rates[c][m] + 1e-9)
+    assert res.extra["mask"] == {"kind": "simulated", "mechanism": "class"}
+    menu = rc.override(cfg3, mask={"mechanism": "menu", "patterns": ("AVL", "A", "VL"),
+                                   "pattern_freqs": (0.5, 0.25, 0.25)})
+    res = rc.fit(menu, splits3)
+    counts = rc.masking.pattern_counts(res.train_mask, "AVL")
+    assert counts["AVL"] + counts["A"] + counts["VL"] == len(splits3.train) == 2 * counts["AVL"]
