@@ -17,9 +17,12 @@ classes), then each *arm* trains on it in its own process:
                          ``paper`` preset before 2026-12-02): the run that collapsed
   lite-torch-init-no-rec the same with ``loss.w_rec = 0`` (no reconstruction loss)
 
-Each run gets one torch thread; ``--workers`` runs go at a time. Every finished run is added to
-``--out`` (JSON, rewritten atomically), so a killed benchmark restarted with the same command
-skips what is done. The report (``--out`` with ``.md``) has, per corpus, the per-pattern test
+Each run gets one torch thread; ``--workers`` runs go at a time, but only one run of the release:
+its memory grows with every training step (its running averages of the reconstruction losses keep
+each step's autograd graph alive: about 10 GB after 300 steps of this corpus), so two at once can
+exhaust a 24 GB machine. Every finished run is added to ``--out`` (JSON, rewritten atomically) and
+leaves its record in ``--work``, so a killed benchmark restarted with the same command skips what
+is done. The report (``--out`` with ``.md``) has, per corpus, the per-pattern test
 accuracy (WA), UA and macro-F1 of every arm (mean and SD over seeds), the release's range over
 seeds and whether redcore_lite's mean lies in it, the best epoch, and the training time per step.
 
@@ -48,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -403,9 +407,20 @@ def main(argv: list[str] | None = None) -> int:
             if _key(arm, lv, s, args.epochs) not in state["runs"]]
     print(f"{len(todo)} runs to do ({len(state['runs'])} recorded in {args.out})", flush=True)
 
+    one_release = threading.Semaphore(1)
+
     def launch(job: tuple[str, str, int]) -> tuple[tuple[str, str, int], dict | str]:
         arm, lv, s = job
         stem = work / f"{arm}_{lv}_seed{s}_e{args.epochs}"
+        if Path(f"{stem}.json").is_file():  # finished by an earlier, interrupted invocation
+            return job, json.loads(Path(f"{stem}.json").read_text())
+        if arm == "release":  # one at a time: the release's memory grows with every step
+            with one_release:
+                return _run_job(job, stem)
+        return _run_job(job, stem)
+
+    def _run_job(job: tuple[str, str, int], stem: Path) -> tuple[tuple[str, str, int], dict | str]:
+        arm, lv, s = job
         cmd = [sys.executable, __file__, "--one", "--arm", arm, "--seed", str(s),
                "--epochs", str(args.epochs), "--corpus", json.dumps(corpora[lv, s]),
                "--record", f"{stem}.json", "--log", f"{stem}.release.log",
