@@ -62,6 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 from redcore_lite.checkpoint import atomic_write_text, dump_json  # noqa: E402
 from redcore_lite.config import RELEASE_PROTOCOL  # noqa: E402
+from redcore_lite.mmin_corpus import LEVELS  # noqa: E402
 
 ARMS = ("release", "lite-release-protocol", "lite", "lite-redraw", "lite-sample-at-eval",
         "lite-no-mask-padding", "lite-torch-init", "lite-torch-init-no-rec")
@@ -306,9 +307,47 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"n": n, "mean": mean, "sd": sd, "min": min(values), "max": max(values)}
 
 
+def welch(a: dict[str, float], b: dict[str, float], confidence: float = 0.95) -> dict[str, float]:
+    """Difference of means ``a - b`` with a Welch t-interval, from :func:`_stats` summaries."""
+    from scipy import stats
+
+    diff = a["mean"] - b["mean"]
+    va, vb = a["sd"] ** 2 / a["n"], b["sd"] ** 2 / b["n"]
+    if a["n"] < 2 or b["n"] < 2 or va + vb == 0:
+        return {"diff": diff, "ci_low": float("nan"), "ci_high": float("nan")}
+    dof = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1))
+    half = float(stats.t.ppf((1 + confidence) / 2, dof)) * math.sqrt(va + vb)
+    return {"diff": diff, "ci_low": diff - half, "ci_high": diff + half}
+
+
+def paired(runs: dict[str, dict], arms: list[str], confidence: float = 0.95) -> dict[str, Any]:
+    """Every lite arm minus the release, paired by corpus (level and seed: the same files), over
+    all corpora on record: per pattern, the mean test macro-F1 difference and a t-interval."""
+    from scipy import stats
+
+    out: dict[str, Any] = {}
+    for arm in arms:
+        if arm == "release":
+            continue
+        pairs = [(r, runs[_key("release", *k.split("|")[1:])]) for k, r in runs.items()
+                 if k.startswith(arm + "|") and _key("release", *k.split("|")[1:]) in runs]
+        if len(pairs) < 2:
+            continue
+        row = {}
+        for p in PATTERNS:
+            d = [a["test"][p]["f1"] - b["test"][p]["f1"] for a, b in pairs]
+            st = _stats(d)
+            half = float(stats.t.ppf((1 + confidence) / 2, st["n"] - 1)) * st["sd"] / math.sqrt(st["n"])
+            row[p] = {"n": st["n"], "diff": st["mean"], "ci_low": st["mean"] - half,
+                      "ci_high": st["mean"] + half}
+        out[arm] = row
+    return out
+
+
 def summarise(runs: dict[str, dict], levels: list[str], arms: list[str]) -> dict[str, Any]:
     """Per level, arm, pattern and metric: mean, SD, min, max over seeds; for every lite arm,
-    whether its mean lies within the release's range over seeds."""
+    whether its mean lies within the release's range over seeds, and its mean minus the
+    release's with a 95% Welch interval."""
     out: dict[str, Any] = {}
     for level in levels:
         table: dict[str, Any] = {}
@@ -332,11 +371,14 @@ def summarise(runs: dict[str, dict], levels: list[str], arms: list[str]) -> dict
                 row["in_release_range"] = {
                     p: {m: ref[p][m]["min"] <= row["patterns"][p][m]["mean"] <= ref[p][m]["max"]
                         for m in ("wa", "ua", "f1")} for p in PATTERNS}
+                row["minus_release"] = {p: {m: welch(row["patterns"][p][m], ref[p][m])
+                                            for m in ("wa", "ua", "f1")} for p in PATTERNS}
         out[level] = table
     return out
 
 
-def report(summary: dict[str, Any], probes: dict[str, dict], meta: dict[str, Any]) -> str:
+def report(summary: dict[str, Any], probes: dict[str, dict], meta: dict[str, Any],
+           pairs: dict[str, Any] | None = None) -> str:
     """The markdown report."""
     lines = ["# Release parity: the authors' code and redcore_lite on IEMOCAP-format corpora", "",
              f"Written by `{meta['command']}` on {meta['when']} ({meta['machine']}, torch "
@@ -363,12 +405,36 @@ def report(summary: dict[str, Any], probes: dict[str, dict], meta: dict[str, Any
                     cells.append(f"{st['mean']:.3f} ± {st['sd']:.3f}{mark}")
                 lines.append(f"| {arm} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
             lines.append("")
+        diffs = [(arm, row) for arm, row in table.items() if "minus_release" in row]
+        if diffs:
+            lines += ["**Test macro-F1 minus the release's** (mean over seeds, 95% Welch interval; "
+                      "* = the interval excludes 0)", "",
+                      "| arm | " + " | ".join(PATTERNS) + " |", "|---|" + "---|" * len(PATTERNS)]
+            for arm, row in diffs:
+                cells = []
+                for p in PATTERNS:
+                    d = row["minus_release"][p]["f1"]
+                    star = "*" if d["ci_low"] > 0 or d["ci_high"] < 0 else ""
+                    cells.append(f"{d['diff']:+.3f}{star} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]")
+                lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+            lines.append("")
         lines += ["| arm | best epoch (0-based), mean [min, max] | train ms / step (1 thread) | "
                   "runs with a collapse warning |", "|---|---|---|---|"]
         for arm, row in table.items():
             be, ms = row["best_epoch"], row["ms_per_step"]
             lines.append(f"| {arm} | {be['mean']:.1f} [{be['min']:.0f}, {be['max']:.0f}] | "
                          f"{ms['mean']:.0f} | {row['collapse_warnings']} |")
+        lines.append("")
+    if pairs:
+        n = next(iter(pairs.values()))["overall"]["n"]
+        lines += ["## Every corpus together, paired", "",
+                  f"Test macro-F1 minus the release's, paired by corpus (the same files and seed; "
+                  f"n = {n} corpora), mean and 95% t-interval; * = the interval excludes 0.", "",
+                  "| arm | " + " | ".join(PATTERNS) + " |", "|---|" + "---|" * len(PATTERNS)]
+        for arm, row in pairs.items():
+            cells = [f"{row[p]['diff']:+.3f}{'*' if row[p]['ci_low'] > 0 or row[p]['ci_high'] < 0 else ''}"
+                     f" [{row[p]['ci_low']:+.3f}, {row[p]['ci_high']:+.3f}]" for p in PATTERNS]
+            lines.append(f"| {arm} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -385,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "redcore_parity"),
                    help="folder for the corpora and run logs")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "release_parity.json")
+    p.add_argument("--report-only", action="store_true",
+                   help="recompute the summary and report from --out without running anything")
     p.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a single run (internal)
     p.add_argument("--arm", help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -394,6 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.one:
         return _one(args)
+    if args.report_only:
+        state = json.loads(args.out.read_text())
+        return _write_report(state, args.out, state.get("meta", {}))
     if "release" in args.arms and not args.release:
         p.error("--release is needed for the release arm (a checkout of sunjunaimer/RedCore)")
     work = Path(args.work)
@@ -446,14 +517,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{arm} {lv} seed {s}: test F1 {rec['test']['overall']['f1']:.3f} "
                   f"(best epoch {rec['best_epoch']}, {rec['ms_per_step']:.0f} ms/step, "
                   f"{rec['seconds']:.0f} s)", flush=True)
-    runs = {k: v for k, v in state["runs"].items() if int(k.split("|")[3]) == args.epochs}
+    return _write_report(state, args.out, meta)
+
+
+def _write_report(state: dict[str, Any], out: Path, meta: dict[str, Any]) -> int:
+    """Summarise every run on record (at the epochs of ``meta``) into ``out`` and its ``.md``."""
+    epochs = meta.get("epochs", 60)
+    runs = {k: v for k, v in state["runs"].items() if int(k.split("|")[3]) == epochs}
     arms = [a for a in ARMS if any(k.startswith(a + "|") for k in runs)]
-    levels = list(dict.fromkeys(k.split("|")[1] for k in runs))  # every level on record
+    levels = [lv for lv in LEVELS if any(k.split("|")[1] == lv for k in runs)]  # every level on record
     state["summary"] = summarise(runs, levels, arms)
+    state["paired"] = paired(runs, arms)
     state["meta"] = meta
-    dump_json(args.out, state)
-    atomic_write_text(args.out.with_suffix(".md"), report(state["summary"], state["probes"], meta))
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    dump_json(out, state)
+    atomic_write_text(out.with_suffix(".md"), report(state["summary"], state["probes"], meta,
+                                                     state["paired"]))
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
 
 
