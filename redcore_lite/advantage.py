@@ -1,7 +1,7 @@
 """Relative advantage (RA) and the upper-level beta update, kept on the training device.
 
 Every iteration: EMA of each observed modality's reconstruction loss, RA from the EMAs, eta growth
-every ``growth_every`` iterations, and every ``interval`` iterations a projected step
+every ``growth_every`` iterations, and every ``interval`` iterations a clamp-then-rescale step
 ``beta <- normalise(max(beta - eta * RA, floor))``. Nothing here reads a value back to the host.
 """
 from __future__ import annotations
@@ -31,7 +31,11 @@ def relative_advantage(lbar: torch.Tensor) -> torch.Tensor:
 
 
 def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float | torch.Tensor, floor: float) -> torch.Tensor:
-    """Projected step: ``beta - eta * RA``, floored at ``floor``, scaled to unit L2 norm."""
+    """The release's step: ``beta - eta * RA``, floored at ``floor``, then scaled to unit L2 norm.
+
+    Clamp-then-rescale is not the Euclidean projection onto ``{beta >= floor, ||beta|| = 1}``: the
+    rescale can push a floored entry below ``floor`` again (e.g. to 0.06 with floor 0.1).
+    """
     b = (beta - eta * ra).clamp(min=floor)
     return b / b.norm()
 
