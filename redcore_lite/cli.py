@@ -459,7 +459,8 @@ def output_folder(out: Path, command: str, files: Sequence[str], resume: bool = 
 def _held(out: Path, command: str, files: Sequence[str], resume: bool, overwrite: bool) -> Any:
     """The lock and the emptiness checks of :func:`output_folder`."""
     with exclusive(out, out / LOCK_NAME, "--out", command):
-        entries = sorted(e for e in os.listdir(out) if e != LOCK_NAME and not _stale(out, e, files))
+        ours = {LOCK_NAME, *(f".{name}.lock" for name in files)}  # a killed run's lock files
+        entries = sorted(e for e in os.listdir(out) if e not in ours and not _stale(out, e, files))
         shown = ", ".join(entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
         if resume:
             if entries and "checkpoint.pt" not in entries:

@@ -190,7 +190,8 @@ def read_hdf5_folder(path: str | Path, modalities: Sequence[str] = (), label: st
         raise ImportError("HDF5 folders need h5py: pip install 'redcore_lite[data]'") from None
     table_path = folder / "labels.csv"
     if not table_path.is_file():
-        raise ValueError(f"{table_path}: no such file; expected columns 'id' and {label!r} "
+        state = "a folder, not a file" if table_path.is_dir() else "no such file"
+        raise ValueError(f"{table_path}: {state}; expected columns 'id' and {label!r} "
                          "(one row per sample)")
     table = _read_frame_as_csv(table_path)
     for col in ("id", label, split_column):

@@ -166,9 +166,14 @@ def _decode_id(item: Any) -> str:
     return item.decode() if isinstance(item, bytes) else str(item)
 
 
+def _missing(path: Path) -> str:
+    """Why ``path`` is not a readable file, in words."""
+    return "a folder, not a file" if path.is_dir() else "no such file"
+
+
 def _load_npy(path: Path, what: str, allow_pickle: bool) -> np.ndarray:
     if not path.is_file():
-        raise ValueError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; "
+        raise ValueError(f"{path}: {_missing(path)}; "
                          f"expected {what}")
     try:
         return np.load(path, allow_pickle=allow_pickle)
@@ -252,7 +257,7 @@ def _comparE_stats(root: Path, fold: int, dim: int) -> tuple[np.ndarray, np.ndar
     """Training-fold ComParE mean and std ``[dim]`` from ``A/comparE_mean_std.h5``."""
     path = root / "A" / "comparE_mean_std.h5"
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; expected the ComParE mean/std per fold (groups "
+        raise ValueError(f"{path}: {_missing(path)}; expected the ComParE mean/std per fold (groups "
                          "'1', '2', ... holding 'mean' and 'std')")
     with _h5_open(path, "the ComParE mean/std per fold") as f:
         if str(fold) not in f or "mean" not in f[str(fold)] or "std" not in f[str(fold)]:
@@ -322,7 +327,7 @@ def load_mmin(root: str | Path, fold: int = 1, dataset: str = "iemocap",
     for mod, kind in features.items():  # every file exists before any is read
         path = root / mod / f"{kind}.h5"
         if not path.is_file():
-            raise ValueError(f"{path}: no such file; expected the {mod} features of {dataset} "
+            raise ValueError(f"{path}: {_missing(path)}; expected the {mod} features of {dataset} "
                              f"(HDF5, one [frames, dim] dataset per utterance id)")
     for mod, kind in features.items():
         path = root / mod / f"{kind}.h5"

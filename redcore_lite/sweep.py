@@ -168,21 +168,25 @@ def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
 
 
 def _append(path: Path, text: str) -> None:
-    """Append one run's rows (one write, flush, fsync); on failure (disk full, a file-size
+    """Append one run's rows (unbuffered writes, then fsync); on failure (disk full, a file-size
     limit) cut the file back to its old length, so no partial run is left behind."""
-    with open(path, "ab") as f:
-        size = f.tell()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size  # the lock makes this process the only writer
         try:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
         except OSError as err:
             try:
-                f.truncate(size)
+                os.ftruncate(fd, size)
             except OSError:
                 pass
             raise OSError(err.errno, f"cannot append a finished run ({err.strerror}); the file "
                           "holds the runs finished before", str(path)) from err
+    finally:
+        os.close(fd)
 
 
 def _order(frame: pd.DataFrame, patterns: Sequence[str], by: Sequence[str]) -> pd.DataFrame:
