@@ -107,7 +107,8 @@ def exclusive(target: str | os.PathLike, lock: str | os.PathLike, arg: str, what
         target: the results file or folder the lock protects (named in errors).
         lock: the lock file (its folder must exist).
         arg: the argument that named ``target`` (``"--out"``, ``"path"``), for errors.
-        what: who else could hold it (``"sweep"``, ``"train"``), for errors.
+        what: who holds it (``"sweep"``, ``"train"``): written into the lock file, so that a
+            second process's error says who the first one is.
         wait: block until the other holder ends, instead of raising :class:`LockedError`.
     Raises:
         LockedError: another process holds the lock (and not ``wait``).
@@ -125,7 +126,7 @@ def exclusive(target: str | os.PathLike, lock: str | os.PathLike, arg: str, what
         except BlockingIOError:
             holder = _holder(fd)
             os.close(fd)
-            raise LockedError(f"{arg}: {str(target)!r} is in use by another {what} ({holder}; "
+            raise LockedError(f"{arg}: {str(target)!r} is in use by another process ({holder}; "
                               f"lock file {lock.name}); allowed: wait until it has finished, "
                               f"or another {arg}") from None
         except BaseException:
@@ -140,7 +141,7 @@ def exclusive(target: str | os.PathLike, lock: str | os.PathLike, arg: str, what
         os.close(fd)
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode())
+        os.write(fd, f"{what}, pid {os.getpid()} on {socket.gethostname()}".encode())
     except OSError:  # e.g. a file-size limit: the lock itself holds
         pass
     try:

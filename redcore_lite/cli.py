@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
     from . import __version__
 
-    parser = _Parser(prog=PROG, description="RedCore (AAAI 2024) for learning "
-                                     "with missing modalities: train and evaluate.")
+    parser = _Parser(prog=PROG, description="RedCore (AAAI 2024) for learning with missing "
+                     "modalities: train and evaluate.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     debug = "print the traceback of an error too (errors are one line without it)"
     parser.add_argument("--debug", action="store_true", help=debug)

@@ -416,8 +416,8 @@ def test_two_fits_on_one_checkpoint(tmp_path, cfg3, splits3):
     with exclusive(ckpt, lock_path(ckpt), "checkpoint", "fit"):
         with pytest.raises(LockedError) as info:
             rc.fit(cfg3, splits3, checkpoint=ckpt)
-    check_message(info.value, [f"checkpoint: '{ckpt}' is in use by another fit",
-                               f"pid {os.getpid()}", "allowed: wait until it has finished"])
+    check_message(info.value, [f"checkpoint: '{ckpt}' is in use by another process (fit, pid "
+                               f"{os.getpid()}", "allowed: wait until it has finished"])
     assert isinstance(info.value, ValueError) and not ckpt.exists()
 
 
@@ -749,7 +749,7 @@ def test_train_on_an_out_another_train_is_writing(tmp_path, capsys):
         code, _, err = run_cli(capsys, ["train", "synthetic", *SMOKE, "--out", out])
         assert code == 2
         check_message(one_error_line(err, "train"), [
-            f"--out: '{out}' is in use by another train", f"pid {os.getpid()}",
+            f"--out: '{out}' is in use by another process (train, pid {os.getpid()}",
             "allowed: wait until it has finished, or another --out"])
         assert [p.name for p in out.iterdir()] == [cli.LOCK_NAME]  # ours: nothing else written
 
@@ -760,7 +760,7 @@ def test_sweep_on_a_file_another_sweep_is_writing(tmp_path, capsys):
         code, _, err = run_cli(capsys, ["sweep", "synthetic", *SMOKE, "--seeds", "1", "--out", path])
     assert code == 2
     check_message(one_error_line(err, "sweep"), [
-        f"--out: '{path}' is in use by another sweep", f"pid {os.getpid()}",
+        f"--out: '{path}' is in use by another process (sweep, pid {os.getpid()}",
         "or another --out", "--wait: wait for it"])
     assert not path.exists() and not path.with_suffix(".json").exists()
 
@@ -928,7 +928,7 @@ def test_two_identical_sweeps_lose_nothing(tmp_path, sweep_reference):
         second = redcore(*SWEEP, "--out", path)
         assert second.returncode == 2
         check_message(one_error_line(second.stderr, "sweep"), [
-            f"--out: '{path}' is in use by another sweep (pid {holder.pid}", "--wait"])
+            f"--out: '{path}' is in use by another process (sweep, pid {holder.pid}", "--wait"])
         other = [*SWEEP[:8], "--variants", "redcore", "uniform", *SWEEP[11:], "--wait",
                  "--out", str(path)]
         waiter = subprocess.Popen([sys.executable, "-m", "redcore_lite", *other], env=env(),
@@ -996,7 +996,8 @@ def test_two_trains_on_one_out(tmp_path):
         second = redcore(*TRAIN, "--epochs", "2", "--out", out)
         assert second.returncode == 2
         check_message(one_error_line(second.stderr, "train"), [
-            f"--out: '{out}' is in use by another train (pid {first.pid}", "another --out"])
+            f"--out: '{out}' is in use by another process (train, pid {first.pid}",
+            "another --out"])
         gate.write_text("go")
         assert first.wait(TIMEOUT) == 0, first.stderr.read()
     finally:
