@@ -15,13 +15,17 @@ temporary files.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): no locks, and stale temporary files are kept
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LockedError", "readable_file", "read_json", "exclusive", "lock_path",
            "remove_stale_temps", "is_temp_of", "pid_alive"]
@@ -75,7 +79,10 @@ def lock_path(target: str | os.PathLike) -> Path:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (on this machine)."""
+    """Whether a process with this pid exists (on this machine; True where that cannot be
+    asked safely: on Windows ``os.kill`` would end the process)."""
+    if os.name != "posix":
+        return True
     if pid <= 0:
         return False
     try:
@@ -115,6 +122,9 @@ def exclusive(target: str | os.PathLike, lock: str | os.PathLike, arg: str, what
         ValueError: the lock file cannot be created (a read-only folder).
     """
     lock = Path(lock)
+    if fcntl is None:  # no flock on this platform: nothing is locked
+        yield
+        return
     while True:
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
