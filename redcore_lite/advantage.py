@@ -23,20 +23,35 @@ def ema_update(lbar: torch.Tensor, rec: torch.Tensor, observed: torch.Tensor, rh
     return torch.where(observed, (1 - rho) * lbar + rho * rec, lbar)
 
 
-def relative_advantage(lbar: torch.Tensor) -> torch.Tensor:
-    """``RA_m = (mean - Lbar_m) / mean`` with ``mean = mean_m Lbar_m``; all zeros when mean = 0."""
-    mean = lbar.mean()
+def relative_advantage(lbar: torch.Tensor, active: torch.Tensor | None = None) -> torch.Tensor:
+    """``RA_m = (mean - Lbar_m) / mean`` with ``mean = mean_m Lbar_m``; all zeros when mean = 0.
+
+    Args:
+        active: ``[M]`` bool, the modalities the training mask ever observes (None: all). The
+            mean runs over them only and the others get RA 0: a never-observed modality's EMA
+            stays 0 and would otherwise count as the best reconstructed one.
+    """
+    if active is None:
+        mean = lbar.mean()
+        positive = mean > 0
+        return torch.where(positive, (mean - lbar) / torch.where(positive, mean, 1.0), 0.0)
+    mean = torch.where(active, lbar, 0.0).sum() / active.sum().clamp(min=1)
     positive = mean > 0
-    return torch.where(positive, (mean - lbar) / torch.where(positive, mean, 1.0), 0.0)
+    ra = torch.where(positive, (mean - lbar) / torch.where(positive, mean, 1.0), 0.0)
+    return torch.where(active, ra, 0.0)
 
 
-def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float | torch.Tensor, floor: float) -> torch.Tensor:
-    """The release's step: ``beta - eta * RA``, floored at ``floor``, then scaled to unit L2 norm.
+def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float | torch.Tensor, floor: float,
+              active: torch.Tensor | None = None) -> torch.Tensor:
+    """The release's step: ``beta - eta * RA``, floored at ``floor``, then scaled to unit L2 norm
+    (over the ``active`` modalities only; the others get beta 0).
 
     Clamp-then-rescale is not the Euclidean projection onto ``{beta >= floor, ||beta|| = 1}``: the
     rescale can push a floored entry below ``floor`` again (e.g. to 0.06 with floor 0.1).
     """
     b = (beta - eta * ra).clamp(min=floor)
+    if active is not None:
+        b = torch.where(active, b, 0.0)
     return b / b.norm()
 
 
@@ -59,7 +74,11 @@ class RelativeAdvantage:
     """The upper level's state (Lbar, beta on the device; eta and t on the host) and its step."""
 
     def __init__(self, config: AdvantageConfig, num_modalities: int, device: torch.device | str = "cpu",
-                 rates: Sequence[float] | None = None) -> None:
+                 rates: Sequence[float] | None = None, active: Sequence[bool] | None = None) -> None:
+        """Args:
+            rates: missing rates (mode "inverse"); active: ``[M]`` bool, the modalities that
+                the training mask ever observes (None: all). The others are left out of RA and
+                of beta's norm (their beta is 0: they never have a reconstruction loss)."""
         if not 0.0 < config.rho <= 1.0:
             raise ValueError(f"advantage.rho: got {config.rho!r}; allowed: a number in (0, 1]")
         check_positive(config.interval, "advantage.interval", integer=True)
@@ -69,6 +88,13 @@ class RelativeAdvantage:
         check_positive(config.floor, "advantage.floor")  # > 0 keeps ||beta|| > 0
         self.config = config
         self.beta = initial_beta(config.mode, num_modalities, rates).to(device)
+        self.active = None
+        if active is not None and not all(bool(a) for a in active):
+            self.active = torch.as_tensor(list(active), dtype=torch.bool, device=device)
+            if not bool(self.active.any()):
+                raise ValueError("active: got no observed modality; allowed: at least one")
+            beta = torch.where(self.active, self.beta, 0.0)
+            self.beta = beta if config.mode in ("ra", "fixed") else beta / beta.norm()
         self.lbar = torch.zeros(num_modalities, device=device)
         self.ra = torch.zeros(num_modalities, device=device)
         self.eta = float(config.eta)
@@ -83,9 +109,9 @@ class RelativeAdvantage:
         c = self.config
         moves = self.schedule()
         self.lbar = ema_update(self.lbar, rec.detach().float(), observed, c.rho)
-        self.ra = relative_advantage(self.lbar)
+        self.ra = relative_advantage(self.lbar, self.active)
         if moves:
-            self.beta = beta_step(self.beta, self.ra, self.eta, c.floor)
+            self.beta = beta_step(self.beta, self.ra, self.eta, c.floor, self.active)
         return self.beta
 
     def schedule(self) -> bool:
@@ -106,8 +132,8 @@ class RelativeAdvantage:
         graph can replay it. Call :meth:`schedule` first. Returns this step's beta."""
         c = self.config
         lbar = ema_update(self.lbar, rec.detach().float(), observed, c.rho)
-        ra = relative_advantage(lbar)
-        beta = torch.where(moves, beta_step(self.beta, ra, eta, c.floor), self.beta)
+        ra = relative_advantage(lbar, self.active)
+        beta = torch.where(moves, beta_step(self.beta, ra, eta, c.floor, self.active), self.beta)
         self.lbar.copy_(lbar)
         self.ra.copy_(ra)
         self.beta.copy_(beta)

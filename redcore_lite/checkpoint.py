@@ -1,35 +1,60 @@
-"""Checkpoints and result files written atomically (temporary file, then rename)."""
+"""Checkpoints and result files written atomically (temporary file, then rename), checkpoints
+checked when loaded.
+
+A checkpoint holds a sha256 of its content (every tensor's dtype, shape and bytes, and every
+number and string, in a fixed order), computed when it is saved and checked when it is loaded,
+and its weights must be finite: damaged bytes, a truncated or foreign file give a ValueError
+naming the file instead of a model that scores NaN weights or a torch traceback. Temporary
+files carry the writer's pid; one left behind by a killed writer is removed by the next write.
+"""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ._files import readable_file, remove_stale_temps
 from .config import Config, config_from_dict
 from .model import RedCore, build_model
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "save_checkpoint", "load_checkpoint",
-           "load_model", "FORMAT"]
+           "load_model", "content_digest", "FORMAT"]
 
 FORMAT = "redcore_lite.checkpoint/1"
+_ALLOWED = "a complete checkpoint file written by redcore_lite (fit(..., checkpoint=PATH))"
 
 
 def _atomic(path: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    The temporary file is ``.NAME.PID.XXXXXXXX.tmp`` next to ``path``; earlier ones whose writer
+    died are removed first. A failed write removes its temporary file and leaves ``path`` as it
+    was; the OSError names ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(err.errno, f"cannot write the file ({err.strerror}); any earlier version "
+                      "is unchanged", str(path)) from err
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -37,9 +62,14 @@ def _atomic(path: str | os.PathLike, write: Any) -> Path:
     return path
 
 
+def _write(tmp: str, data: bytes) -> None:
+    with open(tmp, "wb") as f:  # no fsync: atomic against a killed process, not a power cut
+        f.write(data)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    return _atomic(path, lambda tmp: Path(tmp).write_bytes(data))
+    return _atomic(path, lambda tmp: _write(tmp, data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -47,20 +77,100 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _feed(h: Any, obj: Any) -> None:
+    """Add ``obj`` (tensors, dicts, lists, tuples, strings, numbers, None) to the hash ``h``."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach()
+        h.update(f"T{t.dtype}{tuple(t.shape)};".encode())
+        if t.numel():
+            h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)};".encode())
+        for key in sorted(obj, key=repr):
+            _feed(h, key)
+            _feed(h, obj[key])
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"L{len(obj)};".encode())
+        for value in obj:
+            _feed(h, value)
+    elif isinstance(obj, str):
+        data = obj.encode("utf-8", "surrogatepass")
+        h.update(f"S{len(data)};".encode())
+        h.update(data)
+    else:  # bool, int, float (nan and inf included), None
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def content_digest(state: dict[str, Any]) -> str:
+    """sha256 of a checkpoint's content (without its ``format`` and ``sha256`` entries)."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k not in ("format", "sha256")})
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """``torch.save`` a dict of tensors, numbers, strings, lists and dicts atomically."""
-    return _atomic(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    """``torch.save`` a dict of tensors, numbers, strings, lists and dicts atomically, with the
+    sha256 of its content (:func:`content_digest`)."""
+    buf = io.BytesIO()  # serialised in memory: a failed write is a Python OSError naming the file
+    torch.save({"format": FORMAT, **state, "sha256": content_digest(state)}, buf)
+    return atomic_write_bytes(path, buf.getbuffer())
+
+
+def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}[{i}]")
+
+
+def _check_finite(path: Path, state: dict[str, Any]) -> None:
+    """The weights, optimizer and beta state of a checkpoint hold only finite numbers."""
+    parts = {"model": state.get("model"), "best weights": (state.get("best") or {}).get("state"),
+             "optimizer state": state.get("optimizer"), "advantage state": state.get("advantage")}
+    for part, obj in parts.items():
+        for name, t in _tensors(obj, ""):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad = int((~torch.isfinite(t)).sum())
+                raise ValueError(f"checkpoint: {str(path)!r} holds {bad} NaN or infinite value(s) in "
+                                 f"its {part} ({name}); allowed: {_ALLOWED}, with finite weights")
+
+
+def _reason(err: BaseException) -> str:
+    """The first sentence of an error message, at most 120 characters."""
+    text = " ".join(str(err).split()) or "no message"
+    text = text.split(". ")[0]
+    return f"{type(err).__name__}: {text[:120]}{'...' if len(text) > 120 else ''}"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (no code runs); check its format."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"checkpoint: {str(path)!r} does not exist; allowed: a file written by "
-                         "redcore_lite (fit(..., checkpoint=PATH))")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint with ``weights_only=True`` (no code runs); check its format, its sha256
+    (files written since it was recorded) and that its weights are finite.
+
+    Raises:
+        ValueError: naming the file: missing, a folder, empty, truncated, damaged (the digest
+            differs), not a redcore_lite checkpoint, or non-finite weights.
+    """
+    path = readable_file(path, "checkpoint", _ALLOWED)
+    if path.stat().st_size == 0:
+        raise ValueError(f"checkpoint: {str(path)!r} is empty (0 bytes); allowed: {_ALLOWED}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... here
+        raise ValueError(f"checkpoint: {str(path)!r} cannot be read as a checkpoint (truncated, "
+                         f"damaged or another kind of file; {_reason(err)}); allowed: "
+                         f"{_ALLOWED}") from err
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"checkpoint: {str(path)!r} is not a {FORMAT} file")
+        raise ValueError(f"checkpoint: {str(path)!r} is not a {FORMAT} file; allowed: {_ALLOWED}")
+    saved = state.pop("sha256", None)  # files written before the digest was added have none
+    if saved is not None and saved != content_digest(state):
+        raise ValueError(f"checkpoint: {str(path)!r} is damaged: its content no longer matches "
+                         f"the sha256 recorded when it was written ({str(saved)[:12]}...); "
+                         f"allowed: {_ALLOWED}, unchanged since (train again, or use a copy)")
+    _check_finite(path, state)
     return state
 
 
@@ -77,11 +187,15 @@ def load_model(path: str | os.PathLike, which: str = "best", map_location: str |
     if which not in ("best", "last"):
         raise ValueError(f"which: got {which!r}; allowed: 'best', 'last'")
     state = load_checkpoint(path, map_location)
-    config = config_from_dict(state["config"])
-    model = build_model(config.model, state["dims"], state["num_classes"])
-    model.load_state_dict(state["best"]["state"] if which == "best" else state["model"])
-    meta = {k: state[k] for k in ("modalities", "dims", "num_classes", "epoch")}
-    meta["best_epoch"] = state["best"]["epoch"]
+    try:
+        config = config_from_dict(state["config"])
+        model = build_model(config.model, state["dims"], state["num_classes"])
+        model.load_state_dict(state["best"]["state"] if which == "best" else state["model"])
+        meta = {k: state[k] for k in ("modalities", "dims", "num_classes", "epoch")}
+        meta["best_epoch"] = state["best"]["epoch"]
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise ValueError(f"checkpoint: {str(path)!r} does not describe a model redcore_lite can "
+                         f"rebuild ({_reason(err)}); allowed: {_ALLOWED}") from err
     meta["data"] = state.get("data")  # the data's description (Splits.describe()), if recorded
     meta["mask_kind"] = state.get("mask_kind", "simulated")  # observed / simulated / ...
     return model.eval(), config, meta

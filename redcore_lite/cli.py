@@ -3,6 +3,13 @@
 ``train`` fits RedCore on a dataset and writes every result file to an output folder;
 ``evaluate`` re-scores a checkpoint under every availability pattern.
 
+Errors are one line on stderr, ``redcore-lite COMMAND: error: ...``, naming the argument or the
+file: exit code 2 for bad input and unreadable or unwritable files (ValueError, OSError, a
+diverged run), 1 for anything else; ``--debug`` also prints the traceback. An output folder is
+locked while a command writes it (``OUT/.redcore-lite.lock``: a second ``train`` on the same
+``--out`` stops at once, naming the first one's pid) and must be new or empty unless
+``--resume`` (continue its checkpoint) or ``--overwrite`` (replace its results) is given.
+
 Add a command with :func:`register` (a name, a help line, a function adding its arguments and a
 function running it that returns an exit code); :func:`build_parser` builds one sub-parser per
 registered command. :func:`add_data_arguments`, :func:`add_run_arguments`,
@@ -11,10 +18,14 @@ registered command. :func:`add_data_arguments`, :func:`add_run_arguments`,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
+import os
 import shlex
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,13 +34,14 @@ from typing import Any
 
 import pandas as pd
 
+from ._files import LockedError, exclusive, is_temp_of, pid_alive, read_json
 from .checkpoint import atomic_write_text, dump_json, load_model
 from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_dict, config_to_dict, override,
                      override_from_strings, preset)
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import MECHANISMS, SIMULATE, realised_rates, simulating
-from .trainer import LatentCollapseWarning, Result, evaluate, fit, resolve_device
+from .trainer import LatentCollapseWarning, Result, SetupWarning, evaluate, fit, resolve_device
 
 __all__ = ["Subcommand", "SUBCOMMANDS", "register", "build_parser", "main", "add_data_arguments",
            "add_run_arguments", "add_config_arguments", "config_from_args", "write_result"]
@@ -55,29 +67,69 @@ def register(name: str, help: str, add_arguments: Callable[[argparse.ArgumentPar
     SUBCOMMANDS[name] = Subcommand(help, add_arguments, run)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog=PROG, description="RedCore (AAAI 2024) for learning "
-                                     "with missing modalities: train and evaluate.")
+    parser = _Parser(prog=PROG, description="RedCore (AAAI 2024) for learning with missing "
+                     "modalities: train and evaluate.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    debug = "print the traceback of an error too (errors are one line without it)"
+    parser.add_argument("--debug", action="store_true", help=debug)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, cmd in SUBCOMMANDS.items():
         short = cmd.help.replace("%", "%%")  # argparse %-formats help strings
-        cmd.add_arguments(subparsers.add_parser(name, help=short, description=cmd.help))
+        sub = subparsers.add_parser(name, help=short, description=cmd.help)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
+        cmd.add_arguments(sub)
     return parser
 
 
+USER_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)  # exit code 2, one line
+
+
+def error_line(err: BaseException) -> tuple[int, str]:
+    """The exit code and the one-line message of an error a command raised."""
+    from .sweep import WorkerDied
+
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        text = f"{err.filename}: {err.strerror}" + (f" ({err.filename2})" if err.filename2 else "")
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.split())
+    if isinstance(err, USER_ERRORS):
+        return 2, text
+    if isinstance(err, WorkerDied):
+        return 1, text
+    return 1, (f"unexpected {type(err).__name__}: {text} (a bug? --debug prints the traceback; "
+               "please report it)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; a ValueError (bad input,
-    missing file) is printed as one line and gives exit code 2."""
+    """Parse ``argv`` (default ``sys.argv[1:]``) and run the command. An error is printed as
+    one line naming what was wrong (:func:`error_line`; ``--debug`` adds the traceback): exit
+    code 2 for bad input and file errors, 1 otherwise, 130 when interrupted."""
     args = build_parser().parse_args(argv)
     try:
         return SUBCOMMANDS[args.command].run(args)
-    except ValueError as err:
-        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        code, text = error_line(err)
+        print(f"{PROG} {args.command}: error: {text}", file=sys.stderr)
+        return code
 
 
 # ---------------------------------------------------------------- shared arguments and helpers
@@ -91,6 +143,17 @@ def _listed(kind: type) -> Callable[[str], list[Any]]:
             raise argparse.ArgumentTypeError(f"got {text!r}; expected {kind.__name__} values "
                                              "separated by commas or spaces") from None
     return parse
+
+
+def _frames(text: str) -> int:
+    """argparse type of --max-frames: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: an integer >= 0 (0 = all frames)")
+    return value
 
 
 def _flat(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
@@ -116,7 +179,7 @@ def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True
                    help="avdigits: modalities to use (default audio image shape)")
     p.add_argument("--views", type=_listed(str), nargs="+",
                    help="mfeat: views to use (default fou kar pix; also fac, zer, mor)")
-    p.add_argument("--max-frames", type=int, help="iemocap/msp/avdigits: keep at most this many "
+    p.add_argument("--max-frames", type=_frames, help="iemocap/msp/avdigits: keep at most this many "
                    "frames per sample (default 0 = all)")
     p.add_argument("--no-normalise", action="store_true",
                    help="do not z-score features with training statistics")
@@ -165,8 +228,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cuda-graph", action="store_true", help="train.cuda_graph: replay each step "
                    "as one CUDA graph (CUDA only, not under torchrun; fastest with --bf16 --compile)")
     add_config_arguments(p)
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", required=True, type=Path, help="output folder: new or empty (a "
+                   "folder with files needs --resume or --overwrite)")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace the results already in "
+                   "OUT (the files train writes; other files stay)")
 
 
 
@@ -308,8 +374,9 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
                   if result.observed_mask is not None else {}),
                "mask": result.extra.get("mask"), "data": result.extra.get("data"),
                "seconds": seconds, "checkpoint": "checkpoint.pt", "warnings": list(result.warnings),
-               "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "bf16", "compile",
-                                                    "cuda_graph", "tf32") if k in result.extra}}
+               "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "threads", "bf16",
+                                                    "compile", "cuda_graph", "tf32")
+                       if k in result.extra}}
     dump_json(out / "summary.json", summary)
     return summary
 
@@ -324,6 +391,94 @@ def _pattern_line(df: pd.DataFrame, col: str = "f1") -> str:
     rows = df[df["pattern"] != "overall"]
     return "  ".join(f"{p} {int(v)}" if col == "n" else f"{p} {v:.3f}"
                      for p, v in zip(rows["pattern"], rows[col]))
+
+
+# ---------------------------------------------------------------- output folders
+
+TRAIN_FILES = ("config.json", "epochs.csv", "val_patterns.csv", "test_patterns.csv",
+               "val_complete_patterns.csv", "test_complete_patterns.csv", "history.csv",
+               "mask_rates.csv", "summary.json", "checkpoint.pt")  # what train writes to --out
+EVALUATE_FILES = ("val_patterns.csv", "test_patterns.csv", "evaluate.json")
+LOCK_NAME = ".redcore-lite.lock"  # held while a command writes an output folder
+
+
+def _stale(out: Path, entry: str, files: Sequence[str]) -> bool:
+    """A temporary file of one of ``files`` whose writer is gone (removed here)."""
+    for name in files:
+        pid = is_temp_of(entry, name)
+        if pid is not None and not pid_alive(pid):
+            with contextlib.suppress(OSError):
+                (out / entry).unlink()
+            return True
+    return False
+
+
+def _earlier(out: Path) -> str:
+    """``; an earlier run on 'mfeat'`` when ``out`` holds a config.json of one."""
+    try:
+        name = json.loads((out / "config.json").read_text())["data"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f"; an earlier run on {name!r}"
+
+
+@contextlib.contextmanager
+def output_folder(out: Path, command: str, files: Sequence[str], resume: bool = False,
+                  overwrite: bool = False) -> Any:
+    """Hold ``out`` (created if needed) for one command: locked against a second writer, and
+    new or empty unless ``resume`` (``out/checkpoint.pt`` is continued) or ``overwrite`` (the
+    ``files`` in it are removed first). Checked before any data is loaded or epoch trained.
+
+    Raises:
+        ValueError: ``out`` is a file, cannot be created or written, holds results (without
+            ``resume`` / ``overwrite``), or (LockedError) another command is writing it.
+    """
+    if resume and overwrite:
+        raise ValueError("--resume, --overwrite: got both; allowed: one of them (--resume "
+                         "continues OUT/checkpoint.pt, --overwrite replaces the results in OUT)")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {str(out)!r} is a file; allowed: a folder (new or empty, or "
+                         "with --resume / --overwrite one written by train)")
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out: cannot create the folder {str(out)!r} ({err.strerror}); "
+                         "allowed: a folder you can write to") from None
+    try:
+        with _held(out, command, files, resume, overwrite):
+            yield out
+    except BaseException:
+        if created:  # a command that failed before writing anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+
+
+@contextlib.contextmanager
+def _held(out: Path, command: str, files: Sequence[str], resume: bool, overwrite: bool) -> Any:
+    """The lock and the emptiness checks of :func:`output_folder`."""
+    with exclusive(out, out / LOCK_NAME, "--out", command):
+        ours = {LOCK_NAME, *(f".{name}.lock" for name in files)}  # a killed run's lock files
+        entries = sorted(e for e in os.listdir(out) if e not in ours and not _stale(out, e, files))
+        shown = ", ".join(entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+        if resume:
+            if entries and "checkpoint.pt" not in entries:
+                raise ValueError(f"--resume: {str(out)!r} holds {shown} but no checkpoint.pt to "
+                                 "continue; allowed: --overwrite to replace its results, or "
+                                 "another --out")
+        elif entries and not overwrite:
+            if "checkpoint.pt" in entries and command == "train":
+                raise ValueError(f"--out: {str(out)!r} already holds checkpoint.pt; allowed: "
+                                 "--resume to continue it, --overwrite to replace it, or "
+                                 "another --out")
+            raise ValueError(f"--out: {str(out)!r} is not empty ({shown}{_earlier(out)}); "
+                             "allowed: a new or empty folder, --overwrite to replace the "
+                             "results in it, or another --out")
+        elif entries:
+            for name in files:
+                (out / name).unlink(missing_ok=True)
+        yield out
 
 
 # ---------------------------------------------------------------- train
@@ -354,17 +509,20 @@ def _train_worker(args: argparse.Namespace) -> int:
 
 def _train_main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    with output_folder(args.out, "train", TRAIN_FILES, args.resume, args.overwrite):
+        return _train_into(args, config)
+
+
+def _train_into(args: argparse.Namespace, config: Config) -> int:
+    """Train and write the results to ``args.out`` (held by :func:`output_folder`)."""
     splits = load_data(config.data, seed=config.train.seed)
     config = _fit_data(config, splits, args.backbone, bool(args.rates))
     out: Path = args.out
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists() and not args.resume:
-        raise ValueError(f"--out: {str(out)!r} already holds checkpoint.pt; allowed: --resume to "
-                         "continue it, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with warnings.catch_warnings():  # printed below, once, from result.warnings
         warnings.simplefilter("ignore", LatentCollapseWarning)
+        warnings.simplefilter("ignore", SetupWarning)
         result = fit(config, splits, checkpoint=ckpt, resume=args.resume)
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
@@ -415,10 +573,20 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="patterns: every sample under every pattern (with holes in the data: "
                    "its complete samples); observed: every sample under its own pattern; auto "
                    "(default): observed where the split has holes, else patterns")
-    p.add_argument("--out", type=Path, help="folder for val/test_patterns.csv (default: print only)")
+    p.add_argument("--out", type=Path, help="folder for val/test_patterns.csv and evaluate.json "
+                   "(default: print only); new or empty unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", help="replace val/test_patterns.csv and "
+                   "evaluate.json in OUT")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.out is None:
+        return _evaluate_into(args)
+    with output_folder(args.out, "evaluate", EVALUATE_FILES, overwrite=args.overwrite):
+        return _evaluate_into(args)
+
+
+def _evaluate_into(args: argparse.Namespace) -> int:
     model, saved, meta = load_model(args.checkpoint, args.which)
     config = config_from_args(args, base=saved)
     splits = load_data(config.data, seed=config.train.seed)
@@ -446,7 +614,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{part}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}; "
               f"F1 per pattern: {_pattern_line(df)}")
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
         for part, df in frames.items():
             _write_csv(args.out / f"{part}_patterns.csv", df)
         dump_json(args.out / "evaluate.json", {
@@ -485,6 +652,8 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each "
                    "(default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--wait", action="store_true", help="when another sweep is writing OUT, wait "
+                   "for it to end, then run what it left (default: stop with an error at once)")
     add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="results CSV: each finished run is "
                    "appended; an existing file is resumed (OUT.json holds config and sessions)")
@@ -495,12 +664,16 @@ def _sweep(args: argparse.Namespace) -> int:
 
     base = preset(args.preset)
     if args.config is not None:
-        import json
-
-        if not args.config.is_file():
-            raise ValueError(f"--config: {str(args.config)!r} does not exist; allowed: a JSON file")
-        saved = json.loads(args.config.read_text())
-        base = config_from_dict(saved.get("config", saved))
+        allowed = "a sweep manifest (RESULTS.json) or a config.json written by train"
+        saved = read_json(args.config, "--config", allowed)
+        if not isinstance(saved, dict) or not isinstance(saved.get("config", saved), dict):
+            raise ValueError(f"--config: {str(args.config)!r} holds a JSON "
+                             f"{type(saved).__name__}, not a config; allowed: {allowed}")
+        try:
+            base = config_from_dict(saved.get("config", saved))
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"--config: {str(args.config)!r} is not a redcore_lite config "
+                             f"({err}); allowed: {allowed}") from None
     config = config_from_args(args, base=base)
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
@@ -522,9 +695,22 @@ def _sweep(args: argparse.Namespace) -> int:
                         "--variants", *variants, "--settings", *settings, "--seeds",
                         str(args.seeds), "--workers", str(args.workers), "--out", str(args.out)])
     start = time.perf_counter()
+    run = dict(progress=not args.no_progress, command=command)
     try:
-        table = sweep.run_sweep(config, args.out, variants, settings, args.seeds, args.workers,
-                                progress=not args.no_progress, command=command)
+        try:
+            table = sweep.run_sweep(config, args.out, variants, settings, args.seeds,
+                                    args.workers, **run)
+        except LockedError as err:
+            if not args.wait:
+                raise LockedError(f"{_as_out(err)} (--wait: wait for it, then run what it "
+                                  "left)") from err
+            print(f"{PROG} sweep: {_as_out(err)}; waiting (--wait)", file=sys.stderr)
+            table = sweep.run_sweep(config, args.out, variants, settings, args.seeds,
+                                    args.workers, wait=True, **run)
+    except ValueError as err:
+        if str(err).startswith("path: ") and not isinstance(err, LockedError):
+            raise ValueError(_as_out(err)) from err
+        raise
     except KeyboardInterrupt:
         print(f"interrupted: finished runs are in {args.out}; run the same command to resume",
               file=sys.stderr)
@@ -533,6 +719,14 @@ def _sweep(args: argparse.Namespace) -> int:
     print(f"{args.out}: {runs} runs ({time.perf_counter() - start:.0f} s in this call); "
           f"next: {PROG} report {args.out}")
     return 0
+
+
+def _as_out(err: Exception) -> str:
+    """A run_sweep message about its ``path`` argument, in terms of ``--out``."""
+    text = str(err)
+    if text.startswith("path: "):
+        text = "--out: " + text[len("path: "):]
+    return text.replace("or another path", "or another --out")
 
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:

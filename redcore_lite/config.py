@@ -37,7 +37,7 @@ __all__ = [
     "DataConfig", "MaskConfig", "ModelConfig", "LossConfig", "AdvantageConfig", "TrainConfig",
     "Config", "preset", "PRESETS", "RELEASE_PROTOCOL", "SYNTHETIC_PRESETS", "override",
     "override_from_strings", "config_to_dict",
-    "config_from_dict",
+    "config_from_dict", "check_config", "check_section",
 ]
 
 
@@ -377,3 +377,62 @@ def override_from_strings(config: Config, assignments: Sequence[str]) -> Config:
                              + ", ".join(sorted(hints)))
         sections.setdefault(section, {})[name] = _parse_value(raw, hints[name], f"--set {key.strip()}")
     return override(config, **sections)
+
+
+def _describe(kind: Any, plural: bool = False) -> str:
+    """What a field of type ``kind`` allows, in words."""
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        count = "" if len(args) == 2 and args[1] is Ellipsis else f"{len(args)} "
+        return f"{'sequences' if plural else 'a sequence'} of {count}{_describe(args[0], True)}"
+    one = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+    many = {bool: "true/false values", int: "integers", float: "finite numbers", str: "strings"}
+    return (many if plural else one).get(kind, str(kind))
+
+
+def _valid(value: Any, kind: Any) -> bool:
+    """Whether ``value`` has the field type ``kind`` (numbers finite; lists count as tuples)."""
+    import numbers
+
+    if typing.get_origin(kind) is tuple:
+        args = typing.get_args(kind)
+        if not isinstance(value, (tuple, list)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_valid(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_valid(v, a) for v, a in zip(value, args))
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and math.isfinite(value))
+    if kind is str:
+        return isinstance(value, str)
+    return True
+
+
+def check_section(section: Any, name: str) -> None:
+    """Every field of one config section (a dataclass instance) has its declared type: ints are
+    integers (not bools), floats finite numbers, strings strings, tuples sequences of those.
+
+    Raises:
+        ValueError: ``"{name}.{field}: got VALUE (TYPE); allowed: ..."`` for the first bad field.
+    """
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if not _valid(value, hints[f.name]):
+            raise ValueError(f"{name}.{f.name}: got {value!r} ({type(value).__name__}); allowed: "
+                             f"{_describe(hints[f.name])}")
+
+
+def check_config(config: Config) -> None:
+    """:func:`check_section` for every section of ``config`` (``fit`` and ``run_sweep`` call it
+    first, so that a string seed or an infinite learning rate fails before anything runs)."""
+    if not isinstance(config, Config):
+        raise ValueError(f"config: got a {type(config).__name__}; allowed: a redcore_lite.Config "
+                         "(rc.preset(...), rc.override(...))")
+    for f in dataclasses.fields(config):
+        check_section(getattr(config, f.name), f.name)

@@ -21,6 +21,8 @@ views are absent where their extraction would plausibly fail (a documented, data
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,15 @@ def read_npz(path: str | Path, modalities: Sequence[str] = ()) -> tuple[Multimod
     """An ``.npz`` of your own (see the module docstring); ``modalities``: names to keep."""
     path = _check_file(path, "an .npz file")
     try:
+        return _read_npz(path, modalities)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise ValueError(f"{path}: cannot be read as .npz (truncated, damaged or another kind "
+                         f"of file; {type(err).__name__}: {err}); expected an .npz file (numpy "
+                         "savez)") from None
+
+
+def _read_npz(path: Path, modalities: Sequence[str]) -> tuple[MultimodalData, list | None]:
+    try:
         npz = np.load(path, allow_pickle=False)
     except ValueError as err:
         raise ValueError(f"{path}: cannot be read without unpickling ({err}); allowed: numeric "
@@ -131,6 +142,16 @@ def read_npz(path: str | Path, modalities: Sequence[str] = ()) -> tuple[Multimod
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
+    """The table in ``path``; a file that is not a readable table is a ValueError naming it."""
+    try:
+        return _read_frame_as(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        raise ValueError(f"{path}: cannot be read as a table ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:160]}); expected a CSV (UTF-8 text, a "
+                         "header row) or Parquet file") from None
+
+
+def _read_frame_as(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
@@ -164,14 +185,15 @@ def read_hdf5_folder(path: str | Path, modalities: Sequence[str] = (), label: st
     """A folder with ``labels.csv`` and one ``NAME.h5`` per modality (one dataset per id)."""
     folder = _check_file(path, "a folder with labels.csv and NAME.h5 files")
     try:
-        import h5py
+        import h5py  # noqa: F401  (read by _h5_items)
     except ImportError:
         raise ImportError("HDF5 folders need h5py: pip install 'redcore_lite[data]'") from None
     table_path = folder / "labels.csv"
     if not table_path.is_file():
-        raise ValueError(f"{table_path}: no such file; expected columns 'id' and {label!r} "
+        state = "a folder, not a file" if table_path.is_dir() else "no such file"
+        raise ValueError(f"{table_path}: {state}; expected columns 'id' and {label!r} "
                          "(one row per sample)")
-    table = pd.read_csv(table_path, dtype={"id": str})
+    table = _read_frame_as_csv(table_path)
     for col in ("id", label, split_column):
         if col and col not in table.columns:
             raise ValueError(f"{table_path}: no column {col!r}; expected 'id', the label column "
@@ -188,16 +210,7 @@ def read_hdf5_folder(path: str | Path, modalities: Sequence[str] = (), label: st
     row = {uid: i for i, uid in enumerate(ids)}
     feats: dict[str, Any] = {}
     for name in names:
-        with h5py.File(files[name], "r") as h5:
-            extra = sorted(set(h5.keys()) - set(row))
-            if extra:
-                raise ValueError(f"{files[name]}: sample id(s) {extra[:5]} are not in "
-                                 f"{table_path}; expected the ids of labels.csv (ids mismatch)")
-            items: list[Any] = [None] * len(ids)
-            for uid in h5.keys():
-                if not isinstance(h5[uid], h5py.Dataset):
-                    raise ValueError(f"{files[name]}[{uid!r}]: a group; expected one dataset per id")
-                items[row[uid]] = np.asarray(h5[uid][()], dtype=np.float32)
+        items = _h5_items(files[name], row, table_path)
         shapes = {a.ndim for a in items if a is not None}
         if shapes - {1, 2}:
             raise ValueError(f"{files[name]}: datasets of rank {sorted(shapes)}; expected [D] or "
@@ -214,6 +227,43 @@ def read_hdf5_folder(path: str | Path, modalities: Sequence[str] = (), label: st
     data = from_arrays(feats, table[label].to_numpy(), ids=ids,
                        source=_source(folder, "hdf5-folder"))
     return data, None if not split_column else table[split_column].astype(str).tolist()
+
+
+def _read_frame_as_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={"id": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        raise ValueError(f"{path}: cannot be read as a table ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:160]}); expected a CSV with columns "
+                         "'id' and the label column") from None
+
+
+def _h5_items(path: Path, row: dict[str, int], table_path: Path) -> list[Any]:
+    """One array (or None) per row of labels.csv from the modality file ``path``."""
+    import h5py
+
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read as HDF5 (truncated, damaged or not HDF5: "
+                         f"{' '.join(str(err).split())[:160]}); expected one dataset per sample "
+                         "id") from None
+    try:
+        with h5:
+            extra = sorted(set(h5.keys()) - set(row))
+            if extra:
+                raise ValueError(f"{path}: sample id(s) {extra[:5]} are not in "
+                                 f"{table_path}; expected the ids of labels.csv (ids mismatch)")
+            items: list[Any] = [None] * len(row)
+            for uid in h5.keys():
+                if not isinstance(h5[uid], h5py.Dataset):
+                    raise ValueError(f"{path}[{uid!r}]: a group; expected one dataset per id")
+                items[row[uid]] = np.asarray(h5[uid][()], dtype=np.float32)
+    except (OSError, RuntimeError) as err:
+        raise ValueError(f"{path}: cannot be read as HDF5 (damaged? {type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:160]}); expected one dataset per sample "
+                         "id") from None
+    return items
 
 
 def read_custom(path: str | Path, modalities: Sequence[str] = (), label: str = "label",

@@ -120,6 +120,26 @@ class MultimodalData:
                           self.labels.to(device), {k: v.to(device) for k, v in self.lengths.items()},
                           self.ids, None if self.mask is None else self.mask.to(device))
 
+    def coerced(self) -> tuple[MultimodalData, dict[str, str]]:
+        """This data with float32 features, int64 labels and lengths: ``self`` when they already
+        are, else a copy; and ``{what: old dtype}`` for each converted tensor (e.g. float64
+        features, int32 or bool labels, which torch's layers and losses would refuse)."""
+        notes: dict[str, str] = {}
+        feats = dict(self.features)
+        for mod, x in self.features.items():
+            if x.dtype != torch.float32 and not x.is_complex():
+                feats[mod] = x.float()
+                notes[f"features[{mod!r}]"] = str(x.dtype).removeprefix("torch.")
+        labels = self.labels
+        if labels.dtype != torch.long and (labels.dtype == torch.bool or not (
+                labels.is_floating_point() or labels.is_complex())):
+            labels = labels.long()
+            notes["labels"] = str(self.labels.dtype).removeprefix("torch.")
+        lengths = {k: v if v.dtype == torch.long else v.long() for k, v in self.lengths.items()}
+        if not notes and all(v is self.lengths[k] for k, v in lengths.items()):
+            return self, notes
+        return self._like(feats, labels, lengths, self.ids, self.mask), notes
+
     def validate(self, name: str = "data") -> None:
         """Raise a ValueError naming the problem: M < 2, NaN, bad labels, shapes, lengths, empty,
         a sample with no observed modality."""
@@ -140,6 +160,12 @@ class MultimodalData:
             if x.dim() not in (2, 3) or x.shape[0] != n:
                 raise ValueError(f"{name}.features[{mod!r}]: got shape {tuple(x.shape)}; allowed: "
                                  f"[{n}, D] or [{n}, T, D] ({n} labels)")
+            if x.shape[-1] == 0 or x.dim() == 3 and x.shape[1] == 0:
+                raise ValueError(f"{name}.features[{mod!r}]: got shape {tuple(x.shape)}; allowed: "
+                                 "at least 1 feature (and 1 frame) per modality")
+            if x.is_complex():
+                raise ValueError(f"{name}.features[{mod!r}]: got dtype {x.dtype}; allowed: real "
+                                 "numbers (float32; other real dtypes are converted by fit)")
             check_finite(x, f"{name}.features[{mod!r}]")
             ln = self.lengths.get(mod)
             if x.dim() == 3 and ln is not None:
@@ -173,7 +199,9 @@ class Splits:
         return self.train.num_classes
 
     def validate(self) -> None:
-        """Check each split and that the splits agree on modalities and feature dims."""
+        """Check each split, that the splits agree on modalities and feature dims, that every
+        modality has a present training row, and that val/test hold only classes the training
+        split has."""
         for part in ("train", "val", "test"):
             data = getattr(self, part)
             data.validate(part)
@@ -190,6 +218,31 @@ class Splits:
                     raise ValueError(f"train.mask: modality {mod!r} is present in no training "
                                      "sample; allowed: at least one present row per modality "
                                      "(drop the modality, or split differently)")
+        seen = torch.bincount(self.train.labels.cpu().long(), minlength=self.num_classes) > 0
+        for part in ("val", "test"):
+            counts = torch.bincount(getattr(self, part).labels.cpu().long(),
+                                    minlength=self.num_classes)
+            unseen = [c for c in range(self.num_classes) if counts[c] > 0 and not seen[c]]
+            if unseen:
+                c = unseen[0]
+                name = c if self.train.classes is None else f"{c} ({self.train.classes[c]!r})"
+                raise ValueError(f"{part}.labels: class {name} has {int(counts[c])} sample(s) in "
+                                 f"{part} but none in train (classes without a training sample: "
+                                 f"{unseen[:8]}); allowed: labels of classes the training split "
+                                 "has (re-split, e.g. stratified, or drop the class)")
+
+    def coerced(self) -> tuple[Splits, list[str]]:
+        """:meth:`MultimodalData.coerced` of every split, and one note per converted tensor."""
+        parts, notes = {}, {}
+        for part in ("train", "val", "test"):
+            parts[part], found = getattr(self, part).coerced()
+            for what, dtype in found.items():
+                notes.setdefault((what, dtype), []).append(part)
+        if all(parts[p] is getattr(self, p) for p in parts):
+            return self, []
+        return Splits(**parts), [
+            f"{what} of {'/'.join(where)}: {dtype} converted to "
+            f"{'int64' if what == 'labels' else 'float32'}" for (what, dtype), where in notes.items()]
 
     def describe(self) -> dict[str, Any]:
         """What the data is, for config.json / summary.json / checkpoints: its source (if a
@@ -358,10 +411,21 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
 
 def load_data(config: DataConfig, seed: int = 0) -> Splits:
     """The splits a config names (synthetic, or a real dataset of :mod:`.datasets`), normalised."""
+    from .config import check_section
+
+    check_section(config, "data")
+    if config.max_frames < 0:
+        raise ValueError(f"data.max_frames: got {config.max_frames}; allowed: an integer >= 0 "
+                         "(0 = all frames)")
     if config.name != "synthetic":
         from .datasets import load_named  # mfeat, avdigits, iemocap, msp, mosei
 
         return load_named(config, seed)
+    for key, value, least in (("num_samples", config.num_samples, 1),
+                              ("num_classes", config.num_classes, 2),
+                              ("seq_len", config.seq_len, 0)):
+        if value < least:
+            raise ValueError(f"data.{key}: got {value}; allowed: an integer >= {least}")
     data = make_synthetic(config.num_samples, config.dims, config.num_classes, config.snr,
                           config.seq_len, seed=seed, factors=config.factors or None,
                           factor_snr=config.factor_snr)

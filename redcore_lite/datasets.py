@@ -13,6 +13,7 @@ The shipped files are package data in ``redcore_lite/data_files/`` (so a wheel i
 """
 from __future__ import annotations
 
+import contextlib
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -75,7 +76,8 @@ def _shipped(path: str | Path | None, default: Path, what: str, script: str) -> 
     """``path`` (default: the shipped file), checked to exist."""
     path = Path(path) if path is not None else default
     if not path.is_file():
-        raise ValueError(f"path: {str(path)!r} does not exist; expected the {what} file shipped in "
+        state = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ValueError(f"path: {str(path)!r} {state}; expected the {what} file shipped in "
                          f"redcore_lite/data_files/ (rebuild it with data/{script})")
     return path
 
@@ -164,14 +166,26 @@ def _decode_id(item: Any) -> str:
     return item.decode() if isinstance(item, bytes) else str(item)
 
 
+def _missing(path: Path) -> str:
+    """Why ``path`` is not a readable file, in words."""
+    return "a folder, not a file" if path.is_dir() else "no such file"
+
+
 def _load_npy(path: Path, what: str, allow_pickle: bool) -> np.ndarray:
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; expected {what}")
+        raise ValueError(f"{path}: {_missing(path)}; "
+                         f"expected {what}")
     try:
         return np.load(path, allow_pickle=allow_pickle)
     except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise ValueError(f"{path}: cannot be read as a .npy array (truncated or damaged? "
+                             f"{err}); expected {what}") from None
         raise ValueError(f"{path}: holds Python objects ({err}); pass allow_pickle=True only if "
                          "you trust the file (unpickling runs code)") from None
+    except (OSError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(f"{path}: cannot be read as a .npy array (truncated or damaged? "
+                         f"{type(err).__name__}: {err}); expected {what}") from None
 
 
 def _mmin_targets(fold_dir: Path, part: str, num_classes: int, allow_pickle: bool
@@ -204,6 +218,11 @@ def _read_h5(h5: Any, path: Path, ids: list[str], ids_path: Path, dim: int | Non
             raise ValueError(f"{path}: utterance id {uid!r} (listed in {ids_path}) is not a key of "
                              "the file; expected one dataset per utterance id")
         arr = np.asarray(h5[uid][()], dtype=np.float32)
+        if not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr)).sum())
+            raise ValueError(f"{path}[{uid!r}]: holds {bad} NaN or infinite value(s) of "
+                             f"{arr.size}; expected finite features (impute them, or drop the "
+                             f"utterance from {ids_path})")
         arr = arr[None] if arr.ndim == 1 else arr
         if arr.ndim != 2:
             raise ValueError(f"{path}[{uid!r}]: shape {arr.shape}; expected [frames, dim]")
@@ -215,15 +234,32 @@ def _read_h5(h5: Any, path: Path, ids: list[str], ids_path: Path, dim: int | Non
     return seqs, dim if dim is not None else 0
 
 
-def _comparE_stats(root: Path, fold: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Training-fold ComParE mean and std ``[dim]`` from ``A/comparE_mean_std.h5``."""
+@contextlib.contextmanager
+def _h5_open(path: Path, what: str) -> Any:
+    """``h5py.File(path, "r")``; an unreadable (truncated, damaged, not HDF5) file is a
+    ValueError naming it."""
     import h5py
 
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read as HDF5 (truncated, damaged or not HDF5: "
+                         f"{' '.join(str(err).split())[:160]}); expected {what}") from None
+    try:
+        with f:
+            yield f
+    except (OSError, RuntimeError) as err:  # damaged data inside a readable file
+        raise ValueError(f"{path}: cannot be read as HDF5 (damaged? {type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:160]}); expected {what}") from None
+
+
+def _comparE_stats(root: Path, fold: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training-fold ComParE mean and std ``[dim]`` from ``A/comparE_mean_std.h5``."""
     path = root / "A" / "comparE_mean_std.h5"
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; expected the ComParE mean/std per fold (groups "
+        raise ValueError(f"{path}: {_missing(path)}; expected the ComParE mean/std per fold (groups "
                          "'1', '2', ... holding 'mean' and 'std')")
-    with h5py.File(path, "r") as f:
+    with _h5_open(path, "the ComParE mean/std per fold") as f:
         if str(fold) not in f or "mean" not in f[str(fold)] or "std" not in f[str(fold)]:
             raise ValueError(f"{path}: no group {str(fold)!r} with 'mean' and 'std'; expected one "
                              f"group per fold (got keys {sorted(f)[:12]})")
@@ -267,6 +303,8 @@ def load_mmin(root: str | Path, fold: int = 1, dataset: str = "iemocap",
     if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 1 <= fold <= num_folds:
         raise ValueError(f"fold: got {fold!r}; allowed: an integer in 1..{num_folds} for {dataset} "
                          "(the release's cvNo)")
+    if isinstance(max_frames, bool) or not isinstance(max_frames, (int, np.integer)) or max_frames < 0:
+        raise ValueError(f"max_frames: got {max_frames!r}; allowed: an integer >= 0 (0 = all frames)")
     root = Path(root)
     if not str(root) or not root.is_dir():
         raise ValueError(f"root: {str(root)!r} is not a folder; expected the {dataset} feature root "
@@ -279,7 +317,7 @@ def load_mmin(root: str | Path, fold: int = 1, dataset: str = "iemocap",
                          f"{{target_root}}/{fold}/ holding {{trn,val,tst}}_label.npy and "
                          "_int2name.npy (default target_root: {root}/target)")
     try:
-        import h5py
+        import h5py  # noqa: F401  (read by _h5_open)
     except ImportError:
         raise ImportError("load_mmin needs h5py: pip install 'redcore_lite[data]'") from None
     num_classes = 4
@@ -289,12 +327,13 @@ def load_mmin(root: str | Path, fold: int = 1, dataset: str = "iemocap",
     for mod, kind in features.items():  # every file exists before any is read
         path = root / mod / f"{kind}.h5"
         if not path.is_file():
-            raise ValueError(f"{path}: no such file; expected the {mod} features of {dataset} "
+            raise ValueError(f"{path}: {_missing(path)}; expected the {mod} features of {dataset} "
                              f"(HDF5, one [frames, dim] dataset per utterance id)")
     for mod, kind in features.items():
         path = root / mod / f"{kind}.h5"
         dim = (dims or {}).get(mod, RELEASE_DIMS.get(kind))
-        with h5py.File(path, "r") as h5:
+        with _h5_open(path, f"the {mod} features of {dataset} (one [frames, dim] dataset per "
+                      "utterance id)") as h5:
             seqs = {p: _read_h5(h5, path, parts[p][1], parts[p][2], dim, kind) for p in _SPLITS}
         if kind == "comparE":
             mean, std = _comparE_stats(root, fold, seqs["trn"][1])
@@ -332,8 +371,14 @@ def load_mosei(path: str | Path, dims: Sequence[int] | None = (74, 35, 768),
     if not path.is_file():
         raise ValueError(f"path: {str(path)!r} is not a file; expected the MMSA aligned_50.pkl of "
                          "CMU-MOSEI (named explicitly; it is never searched for)")
-    with open(path, "rb") as f:
-        obj = pickle.load(f)  # noqa: S301  (runs code: only a path the user named)
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f)  # noqa: S301  (runs code: only a path the user named)
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError,
+            ImportError) as err:
+        raise ValueError(f"{path}: cannot be read as a pickle (truncated, damaged or another "
+                         f"kind of file; {type(err).__name__}: {err}); expected the MMSA "
+                         "aligned_50.pkl of CMU-MOSEI") from None
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: holds a {type(obj).__name__}; expected a dict with 'train', "
                          "'valid', 'test'")

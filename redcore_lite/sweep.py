@@ -4,20 +4,28 @@ that survives interruption, and paired statistics of every variant against RedCo
 Runs with the same seed share the split, the training mask and the initialisation of every
 sub-network they have, so ``RedCore - variant`` per seed is a paired difference.
 The results file (CSV, columns :data:`COLUMNS`) gets each finished run's rows in one append
-(write, flush, fsync). On resume a truncated last line and runs with missing rows are dropped,
-finished runs are skipped. A JSON manifest next to it keeps the base config and, per session, the
-command, grid, versions (package, git, torch), wall time and CPU time.
+(write, flush, fsync; a failed append is cut back off). On resume a truncated last line and runs
+with missing rows are dropped, a run written twice keeps its first copy, finished runs are
+skipped. A JSON manifest next to it keeps the base config and, per session, the command, grid,
+versions (package, git, torch), wall time and CPU time.
+
+One sweep at a time per results file: :func:`run_sweep` holds an exclusive lock
+(``fcntl.flock`` on ``.NAME.csv.lock`` next to the CSV) from before it reads the file until its
+last rewrite. A second sweep on the same file stops at once with a
+:class:`~redcore_lite._files.LockedError` naming the file and the holder's pid (``wait=True``:
+it waits, then skips the runs the first one finished), so nothing is appended twice and no
+manifest session is lost. The lock dies with its holder (``kill -9`` included).
 """
 from __future__ import annotations
 
 import io
-import json
 import multiprocessing
 import os
 import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +33,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._files import exclusive, lock_path, read_json, readable_file
 from .checkpoint import atomic_write_text, dump_json
-from .config import Config, config_from_dict, config_to_dict, override
+from .config import Config, check_config, config_from_dict, config_to_dict, override
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
            "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences",
-           "paired_differences", "report"]
+           "paired_differences", "report", "WorkerDied"]
+
+
+class WorkerDied(RuntimeError):
+    """A worker process of :func:`run_sweep` died (killed, out of memory); finished runs are kept."""
 
 BASELINE = "redcore"
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (see method doc)
@@ -129,30 +142,51 @@ def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
     Returns:
         DataFrame with :data:`COLUMNS` (``seed`` int, ``value`` float).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path: {str(path)!r} does not exist; allowed: a CSV written by run_sweep")
-    text = path.read_text()
-    complete = text[:text.rfind("\n") + 1]
-    table = pd.read_csv(io.StringIO(complete), dtype={"rates": str, "pattern": str})
+    path = readable_file(path, "path", "a CSV written by run_sweep")
+    allowed = f"a CSV written by run_sweep (header {','.join(COLUMNS)})"
+    try:
+        text = path.read_text(encoding="utf-8")
+        complete = text[:text.rfind("\n") + 1]
+        table = pd.read_csv(io.StringIO(complete), dtype={"rates": str, "pattern": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"path: {str(path)!r} cannot be read as a table ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:120]}); allowed: {allowed}") from None
     if list(table.columns) != COLUMNS:
         raise ValueError(f"path: {str(path)!r} has columns {list(table.columns)}; "
                          f"allowed: {COLUMNS}")
+    read = len(table)
     keys = ["variant", "setting", "seed"]
+    # a run appended twice (two sweeps on one file before the lock existed): its first copy
+    table = table[~table.duplicated(keys + ["split", "pattern", "metric"])]
     counts = table.groupby(keys)["value"].transform("size")
     # rows per run: 2 splits x (2^M - 1 patterns + overall) x metrics, M = number of rates
-    expected = table["rates"].map(lambda r: 2 * 2 ** len(r.split("/")) * len(METRICS))
+    expected = table["rates"].map(lambda r: 2 * 2 ** len(str(r).split("/")) * len(METRICS))
     table = table[(counts == expected) & table["value"].notna()].reset_index(drop=True)
-    if repair and (len(complete) != len(text) or len(table) != len(counts)):
+    if repair and (len(complete) != len(text) or len(table) != read):
         atomic_write_text(path, table.to_csv(index=False, float_format="%.4f"))
     return table
 
 
 def _append(path: Path, text: str) -> None:
-    with open(path, "a", encoding="utf-8") as f:  # one write per run, then flush and fsync
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one run's rows (unbuffered writes, then fsync); on failure (disk full, a file-size
+    limit) cut the file back to its old length, so no partial run is left behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        size = os.fstat(fd).st_size  # the lock makes this process the only writer
+        try:
+            data = memoryview(text.encode("utf-8"))
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as err:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise OSError(err.errno, f"cannot append a finished run ({err.strerror}); the file "
+                          "holds the runs finished before", str(path)) from err
+    finally:
+        os.close(fd)
 
 
 def _order(frame: pd.DataFrame, patterns: Sequence[str], by: Sequence[str]) -> pd.DataFrame:
@@ -168,7 +202,8 @@ def _order(frame: pd.DataFrame, patterns: Sequence[str], by: Sequence[str]) -> p
 def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
               settings: Iterable[str] = DEFAULT_SETTINGS, seeds: int | Iterable[int] = 10,
               workers: int = 2, progress: bool = False, command: str | None = None,
-              on_run: Callable[[tuple[str, str, int], int], None] | None = None) -> pd.DataFrame:
+              on_run: Callable[[tuple[str, str, int], int], None] | None = None,
+              wait: bool = False) -> pd.DataFrame:
     """Run every (variant, setting, seed) not yet in ``path``; append each run's rows as it ends.
 
     Args:
@@ -179,24 +214,61 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
         command: the command line to record in the manifest.
         on_run: called after each run is written with ``(variant, setting, seed)`` and the number
             of runs finished in this call (a test can raise from it to simulate a kill).
+        wait: when another sweep holds ``path``, wait for it to end (then skip the runs it
+            finished) instead of raising :class:`~redcore_lite._files.LockedError`.
     Returns:
         The whole table (sorted canonically and rewritten once every requested run is done).
     """
-    from . import __version__
-
+    check_config(base)
     variants = _check_names(variants, VARIANTS, "variants")
     settings = _check_names(settings, SETTINGS, "settings")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) and (
+            isinstance(seeds, str) or not all(isinstance(s, (int, np.integer)) for s in seeds)):
+        raise ValueError(f"seeds: got {seeds!r}; allowed: a count (int) or a list of integers")
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seeds or workers < 1:
-        raise ValueError(f"seeds, workers: got {seeds}, {workers}; allowed: >= 1 seed, >= 1 worker")
-    path, manifest_path = Path(path), Path(path).with_suffix(".json")
+    if not seeds or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"seeds, workers: got {seeds}, {workers!r}; allowed: >= 1 seed, an "
+                         "integer >= 1 of workers")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"path: {str(path)!r} is a folder; allowed: a CSV file (new, or "
+                         "written by run_sweep)")
+    if path.suffix.lower() == ".json":
+        raise ValueError(f"path: got {str(path)!r}; allowed: a results file not ending in .json "
+                         "(the manifest is written next to it, as PATH.json)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"path: cannot create the folder {str(path.parent)!r} ({err.strerror}); "
+                         "allowed: a file in a folder you can write to") from None
+    with exclusive(path, lock_path(path), "path", "sweep", wait=wait):
+        return _sweep_locked(base, path, variants, settings, seeds, workers, progress, command,
+                             on_run)
+
+
+def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[str],
+                  seeds: list[int], workers: int, progress: bool, command: str | None,
+                  on_run: Callable[[tuple[str, str, int], int], None] | None) -> pd.DataFrame:
+    """:func:`run_sweep` while it holds the lock on ``path``."""
+    from . import __version__
+
+    manifest_path = path.with_suffix(".json")
     manifest = {"format": FORMAT, "config": config_to_dict(base), "sessions": []}
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
-        if config_from_dict(old.get("config", {})) != base:
+    if manifest_path.exists():
+        old = read_json(manifest_path, "path", "the JSON manifest run_sweep writes next to the "
+                        f"CSV (delete {manifest_path.name} only together with the CSV)")
+        if not isinstance(old, dict) or not isinstance(old.get("sessions", []), list):
+            raise ValueError(f"path: {str(manifest_path)!r} is not a sweep manifest (no "
+                             "'config' and 'sessions'); allowed: the JSON file run_sweep writes")
+        try:
+            same = config_from_dict(old.get("config", {})) == base
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"path: {str(manifest_path)!r} holds a config redcore_lite cannot "
+                             f"read ({err}); allowed: the JSON file run_sweep writes") from None
+        if not same:
             raise ValueError(f"path: {str(path)!r} holds runs of a different base config (see "
                              f"{manifest_path.name}); allowed: the same config, or a new path")
-        manifest = old
+        manifest = {**old, "sessions": list(old.get("sessions", []))}
     if path.is_file():
         done = set(load_table(path, repair=True)[["variant", "setting", "seed"]]
                    .itertuples(index=False, name=None))
@@ -208,6 +280,7 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     session = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
                "workers": workers, "runs_done_before": len(done), "runs_todo": len(todo),
                "redcore_lite": __version__, "git": _git_version(), "torch": torch.__version__,
+               "torch_threads": 1,
                "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     manifest["sessions"].append(session)
     dump_json(manifest_path, manifest)
@@ -242,6 +315,11 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
             try:
                 for fut in as_completed([pool.submit(_run, base, key) for key in todo]):
                     record(*fut.result())
+            except BrokenProcessPool as err:
+                raise WorkerDied(f"path: a worker process of the sweep on {str(path)!r} died "
+                                 f"(killed, or out of memory); the {finished} run(s) finished in "
+                                 "this call are in the file; allowed: run the same command again "
+                                 "to resume (finished runs are skipped)") from err
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
     finally:

@@ -12,6 +12,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,11 @@ import pandas as pd
 import torch
 
 from ._checks import check_choice, check_positive
+from ._files import exclusive, lock_path
 from .advantage import RelativeAdvantage
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, config_from_dict, config_to_dict, override
+from .config import Config, check_config, config_from_dict, config_to_dict, override
 from .data import MultimodalData, Splits, load_data
 from .graphs import StaticStep
 from .losses import LossTerms, compute_losses
@@ -35,7 +37,7 @@ from .optim import Adam
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "predict_observed",
            "EVAL_PROTOCOLS", "mask_kind", "resolve_device", "lr_factor",
            "train_step", "make_optimizer", "latent_spread", "collapse_warning", "COLLAPSE_RATIO",
-           "LatentCollapseWarning"]
+           "LatentCollapseWarning", "SetupWarning"]
 
 
 @dataclass
@@ -175,6 +177,7 @@ def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024,
     Returns:
         Columns ``pattern, n, wa, ua, f1``, one row per pattern plus ``"overall"``.
     """
+    data = data.coerced()[0]  # float32 features, int64 labels (fit notes the conversion)
     if _protocol(data, protocol) == "observed":
         return _observed_table(model, data, batch_size)
     if not data.complete:
@@ -236,6 +239,12 @@ def latent_spread(model: RedCore, data: MultimodalData, batch_size: int = 1024) 
     post = (torch.stack([sd[m, have[m]].mean() for m in range(len(mu))]) if sd is not None
             else torch.full_like(spread, float("nan")))
     return torch.stack([spread, post]).cpu()
+
+
+class SetupWarning(RuntimeWarning):
+    """Issued by :func:`fit` for a set-up that trains but is degenerate or was adapted (a
+    modality no training sample has, a class no split has, converted dtypes); also in
+    ``Result.warnings``."""
 
 
 class LatentCollapseWarning(RuntimeWarning):
@@ -397,6 +406,7 @@ def _region(name: str) -> contextlib.AbstractContextManager:
 
 
 def _check_config(config: Config, splits: Splits) -> None:
+    check_choice(config.model.backbone, ("mlp", "transformer"), "model.backbone")
     if simulating(config.mask, splits.train.mask):
         check_mechanism(config.mask, splits.modalities, splits.num_classes, splits.train.dims)
     else:
@@ -409,7 +419,21 @@ def _check_config(config: Config, splits: Splits) -> None:
                              f"has shape {tuple(x.shape)}; allowed: {config.model.backbone!r} takes "
                              f"{shape} (use 'mlp' for vectors, 'transformer' for sequences; "
                              "for avdigits, data.sequences chooses which it gives)")
+    mc = config.model
+    check_positive(mc.latent_dim, "model.latent_dim", integer=True)
+    if mc.backbone == "mlp":
+        check_positive(mc.mlp_hidden, "model.mlp_hidden", integer=True)
+    else:
+        check_positive(mc.num_layers, "model.num_layers", integer=True)
+        check_positive(mc.num_heads, "model.num_heads", integer=True)
+    for name in ("gen_layers", "head_layers"):
+        widths = getattr(mc, name)
+        if any(w < 1 for w in widths):
+            raise ValueError(f"model.{name}: got {tuple(widths)}; allowed: layer widths that are "
+                             "integers >= 1 (() = no hidden layer)")
     t = config.train
+    if not 0.0 <= t.adam_beta1 < 1.0:
+        raise ValueError(f"train.adam_beta1: got {t.adam_beta1}; allowed: a number in [0, 1)")
     check_positive(t.batch_size, "train.batch_size", integer=True)
     check_positive(t.eval_batch_size, "train.eval_batch_size", integer=True)
     check_positive(t.lr, "train.lr")
@@ -464,17 +488,32 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     Args:
         config: the experiment; data: train/val/test splits (default: ``load_data(config.data)``).
         checkpoint: a file rewritten atomically after every epoch (model, optimizer,
-            beta state, RNG states, history, best weights).
+            beta state, RNG states, history, best weights, and the sha256 of all that); locked
+            (``.NAME.lock`` next to it) while this fit runs: a second fit on it stops at once.
         resume: continue from ``checkpoint`` if it exists (bit-identical to an uninterrupted run).
         callbacks: called with an :class:`EpochEnd` after every epoch (after the checkpoint).
     Returns:
-        :class:`Result`. The caller's global RNG state is left untouched.
+        :class:`Result`. The caller's global RNG state is left untouched. ``Result.warnings``
+        (also issued as :class:`SetupWarning` / :class:`LatentCollapseWarning`) says what was
+        degenerate: a modality no training sample has (left out of RA and beta), a class no
+        split has, converted dtypes, collapsed latents.
+    Raises:
+        ValueError: a bad config field (type, range, non-finite), bad data (shapes, NaN, labels,
+            val/test classes the training split lacks), a training mask that leaves nothing,
+            an unreadable or damaged checkpoint to resume; FloatingPointError: divergence.
     """
+    check_config(config)
     seed = config.train.seed
     splits = data if data is not None else load_data(config.data, seed=seed)
+    if not isinstance(splits, Splits):
+        raise ValueError(f"data: got a {type(splits).__name__}; allowed: redcore_lite.Splits "
+                         "(rc.load_data, rc.split_data, rc.stratified_split) or None")
+    splits, converted = splits.coerced()
     splits.validate()
     config = _data_config(config, splits)
     _check_config(config, splits)
+    setup = [f"data: {note} (what the model computes in)" for note in converted]
+    setup += _class_warnings(splits)
     described = splits.describe()
     device = D.local_device(resolve_device(config.train.device))
     if config.train.cuda_graph and (device.type != "cuda" or D.world() > 1):
@@ -485,21 +524,65 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     tf32 = torch.backends.cuda.matmul.allow_tf32
     try:
         torch.backends.cuda.matmul.allow_tf32 = config.train.tf32 and device.type == "cuda"
-        with torch.random.fork_rng(devices=devices):
+        with _checkpoint_lock(checkpoint), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks, described)
+            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks, described,
+                          setup)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
+                         "threads": torch.get_num_threads(),
                          "bf16": config.train.bf16, "compile": config.train.compile,
                          "cuda_graph": config.train.cuda_graph,
                          "tf32": config.train.tf32 and device.type == "cuda"})
     return result
 
 
+def _checkpoint_lock(checkpoint: str | os.PathLike | None) -> contextlib.AbstractContextManager:
+    """An exclusive lock on ``.NAME.lock`` next to the checkpoint while ``fit`` writes it (rank 0
+    only), so that two fits on one checkpoint fail at once instead of overwriting each other;
+    its folder is created and checked writable before the first epoch."""
+    if checkpoint is None or not D.is_main():
+        return contextlib.nullcontext()
+    path = Path(checkpoint)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"checkpoint: cannot create the folder {str(path.parent)!r} "
+                         f"({err.strerror}); allowed: a path in a folder you can write to") from None
+    if path.is_dir():
+        raise ValueError(f"checkpoint: {str(path)!r} is a folder; allowed: a file path (e.g. "
+                         "run/checkpoint.pt)")
+    return exclusive(path, lock_path(path), "checkpoint", "fit")
+
+
+def _class_warnings(splits: Splits) -> list[str]:
+    """A message for classes that no split has (an output unit never trained nor scored);
+    classes of val/test without a training sample are an error (:meth:`Splits.validate`)."""
+    counts = sum(torch.bincount(getattr(splits, p).labels.cpu(), minlength=splits.num_classes)
+                 for p in ("train", "val", "test"))
+    empty = [c for c in range(splits.num_classes) if counts[c] == 0]
+    if not empty:
+        return []
+    names = empty if splits.train.classes is None else [f"{c} ({splits.train.classes[c]!r})"
+                                                        for c in empty]
+    return [f"labels: class(es) {names[:8]} of num_classes={splits.num_classes} have no sample in "
+            "any split: their outputs are only ever pushed down, and no score counts them (give "
+            "num_classes = the number of classes the data has)"]
+
+
+def _unobserved_warning(config: Config, mod: str, kind: str) -> str:
+    rates = (f", mask.rates={list(config.mask.rates)}, mask.mechanism="
+             f"{config.mask.mechanism!r}" if kind.endswith("simulated") else "")
+    return (f"mask: modality {mod!r} is missing from every training sample (training mask: "
+            f"{kind}{rates}): it has no reconstruction loss, so it is left out of the relative "
+            f"advantage and of beta's norm (beta_{mod} = 0), and its encoder is never trained; "
+            "test patterns with it feed it as an untrained input")
+
+
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
          callbacks: Sequence[Callable[[EpochEnd], None]],
-         described: dict[str, Any] | None = None) -> Result:
+         described: dict[str, Any] | None = None, setup: Sequence[str] = ()) -> Result:
     tc, mods = config.train, splits.modalities
     num_mod, train = len(mods), splits.train
     model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
@@ -520,11 +603,23 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     observed = None if train.mask is None else train.mask.cpu()
     kind = mask_kind(config, observed)
     mask = training_mask(config.mask, train, mask_gen)
+    seen = mask.any(0)  # modalities some training sample has (the counts are the same each epoch)
+    if not bool(seen.any()):
+        raise ValueError(f"mask: the training mask leaves no modality in any training sample "
+                         f"(training mask: {kind}, mask.rates={list(config.mask.rates)}, "
+                         f"mask.mechanism={config.mask.mechanism!r}); allowed: rates or a "
+                         "mechanism that leave some modality observed (a rate of 1 removes a "
+                         "modality from every sample)")
+    setup = list(setup) + [_unobserved_warning(config, mods[m], kind)
+                           for m in torch.nonzero(~seen).flatten().tolist()]
+    for message in setup:
+        warnings.warn(message, SetupWarning, stacklevel=3)
     # "inverse" weights: the requested rates of a simulated mask (as before), else the realised
     # rates of the training mask (observed holes included)
     rates = (config.mask.rates if kind == "simulated" and config.mask.mechanism == "mcar"
              else tuple((~mask).float().mean(0).tolist()))
-    adv = RelativeAdvantage(config.advantage, num_mod, device, rates)
+    adv = RelativeAdvantage(config.advantage, num_mod, device, rates,
+                            None if bool(seen.all()) else seen.tolist())
     clip_groups = _clip_groups(model)
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
@@ -626,6 +721,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         for cb in callbacks:
             cb(EpochEnd(epoch, row, adv.beta.cpu().numpy()))
     result = _result(config, splits, model, mods, hist_rows, etas, epoch_rows, best, mask, adv)
+    result.warnings[:0] = setup
     result.observed_mask = observed
     result.extra.update({"data": described, "mask": {"kind": kind,
                                                       "mechanism": config.mask.mechanism}})

@@ -1,0 +1,189 @@
+"""Files a run reads and writes: clear errors for unreadable inputs, exclusive locks, stale
+temporary files.
+
+- :func:`readable_file` / :func:`read_json`: a ValueError naming the argument, the path and what
+  was wrong (missing, a folder, unreadable, not UTF-8 text, not JSON), never a bare traceback.
+- :func:`exclusive`: an exclusive ``fcntl.flock`` on a lock file next to a results file (or in a
+  run folder), so that two sweeps on one CSV or two trains on one ``--out`` cannot interleave.
+  Non-blocking by default: the second process gets a :class:`LockedError` naming the file and the
+  holder's pid at once. The kernel drops the lock when its holder dies (``kill -9`` included), so
+  a lock is never stale; the lock file is removed on a clean exit.
+- :func:`remove_stale_temps`: the temporary files of atomic writes carry the writer's pid
+  (``.NAME.PID.XXXXXXXX.tmp``); the next write of ``NAME`` removes those whose writer is gone (a
+  SIGKILL between write and rename).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): no locks, and stale temporary files are kept
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LockedError", "readable_file", "read_json", "exclusive", "lock_path",
+           "remove_stale_temps", "is_temp_of", "pid_alive"]
+
+
+class LockedError(ValueError):
+    """Another process holds the lock on a results file or a run folder."""
+
+
+def readable_file(path: str | os.PathLike, arg: str, allowed: str) -> Path:
+    """``path`` as a Path, checked to be an existing, readable regular file.
+
+    Raises:
+        ValueError: ``"{arg}: 'path' does not exist | is a folder, not a file | cannot be read
+        (reason); allowed: {allowed}"``.
+    """
+    path = Path(path).expanduser()
+    if not str(path) or not path.exists():
+        raise ValueError(f"{arg}: {str(path)!r} does not exist; allowed: {allowed}")
+    if path.is_dir():
+        raise ValueError(f"{arg}: {str(path)!r} is a folder, not a file; allowed: {allowed}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{arg}: {str(path)!r} cannot be read (permission denied); "
+                         f"allowed: {allowed}")
+    return path
+
+
+def read_json(path: str | os.PathLike, arg: str, allowed: str) -> Any:
+    """The JSON value in ``path``; a ValueError naming the file when it is not UTF-8 JSON."""
+    path = readable_file(path, arg, allowed)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{arg}: {str(path)!r} is not UTF-8 text (byte {err.start}: a binary "
+                         f"file?); allowed: {allowed}") from None
+    except OSError as err:
+        raise ValueError(f"{arg}: {str(path)!r} cannot be read ({err.strerror}); "
+                         f"allowed: {allowed}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        what = "is empty" if not text.strip() else (
+            f"is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})")
+        raise ValueError(f"{arg}: {str(path)!r} {what}; allowed: {allowed}") from None
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    """The lock file of a results file: ``.NAME.lock`` next to it."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.lock")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine; True where that cannot be
+    asked safely: on Windows ``os.kill`` would end the process)."""
+    if os.name != "posix":
+        return True
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its holder wrote it into the lock file."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 4096).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "a process that has not written its pid yet"
+
+
+@contextlib.contextmanager
+def exclusive(target: str | os.PathLike, lock: str | os.PathLike, arg: str, what: str,
+              wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock`` for the block (the file is created, and removed
+    on exit).
+
+    Args:
+        target: the results file or folder the lock protects (named in errors).
+        lock: the lock file (its folder must exist).
+        arg: the argument that named ``target`` (``"--out"``, ``"path"``), for errors.
+        what: who holds it (``"sweep"``, ``"train"``): written into the lock file, so that a
+            second process's error says who the first one is.
+        wait: block until the other holder ends, instead of raising :class:`LockedError`.
+    Raises:
+        LockedError: another process holds the lock (and not ``wait``).
+        ValueError: the lock file cannot be created (a read-only folder).
+    """
+    lock = Path(lock)
+    if fcntl is None:  # no flock on this platform: nothing is locked
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            raise ValueError(f"{arg}: cannot write in {str(lock.parent)!r} ({err.strerror}: "
+                             f"{lock.name}); allowed: a folder you can write to") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise LockedError(f"{arg}: {str(target)!r} is in use by another process ({holder}; "
+                              f"lock file {lock.name}); allowed: wait until it has finished, "
+                              f"or another {arg}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:  # the previous holder may have removed the file between our open and our lock
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{what}, pid {os.getpid()} on {socket.gethostname()}".encode())
+    except OSError:  # e.g. a file-size limit: the lock itself holds
+        pass
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # still locked: a waiter sees the file gone and opens a new one
+        os.close(fd)
+
+
+def is_temp_of(entry: str, name: str) -> int | None:
+    """The writer's pid if ``entry`` is a temporary file of an atomic write of ``name``."""
+    prefix = f".{name}."
+    if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+        return None
+    pid = entry[len(prefix):-4].split(".", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of earlier atomic writes of ``path`` whose writer process is
+    gone (killed between write and rename); return what was removed."""
+    path = Path(path)
+    removed = []
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = is_temp_of(entry, path.name)
+        if pid is not None and not pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / entry)
+                removed.append(path.parent / entry)
+    return removed
