@@ -747,7 +747,11 @@ def _result(config: Config, splits: Splits, model: RedCore, mods: Sequence[str],
     model.load_state_dict(best["state"])
     model.eval()
     tc = config.train
-    found = [w for w in [collapse_warning(epoch_rows[int(best["epoch"])], mods)] if w]
+    # the selected epoch, else the last: an early epoch can win the selection of a run whose
+    # latents collapse afterwards (seen: a torch-initialised paper run selected at epoch 0)
+    message = collapse_warning(epoch_rows[int(best["epoch"])], mods) or collapse_warning(
+        epoch_rows[-1], mods)
+    found = [message] if message else []
     for message in found:
         warnings.warn(message, LatentCollapseWarning, stacklevel=3)
     complete = {part: evaluate(model, getattr(splits, part), tc.eval_batch_size, "patterns")

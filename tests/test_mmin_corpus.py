@@ -124,3 +124,19 @@ def test_scaled_paper_collapses_with_torch_init_and_says_so(corpus):
         result = rc.fit(_scaled_paper("torch", 0.5), load_mmin(corpus[0]))
     assert result.warnings and "V (spread" in result.warnings[0]
     assert result.test.set_index("pattern").loc["overall", "f1"] < 0.5
+
+
+def test_collapse_after_the_selected_epoch_is_reported(cfg3, splits3, monkeypatch):
+    """A run selected at an early epoch whose latents collapse later still says so (seen: a
+    torch-initialised paper run selected at epoch 0, collapsed from epoch 1 on)."""
+    from redcore_lite import trainer
+
+    calls = iter(range(100))
+    monkeypatch.setattr(trainer, "_overall", lambda *a: {"wa": 0.5, "ua": 0.5, "f1": 1.0 - next(calls) / 100})
+    cfg = rc.override(cfg3, train={"epochs_constant": 2, "epochs_decay": 1})
+    last = cfg.epochs - 1
+    monkeypatch.setattr(trainer, "collapse_warning", lambda row, mods, ratio=0.1: (
+        f"latent collapse at epoch {row['epoch']}" if row["epoch"] == last else None))
+    with pytest.warns(LatentCollapseWarning):
+        result = rc.fit(cfg, splits3)
+    assert result.best_epoch == 0 and result.warnings == [f"latent collapse at epoch {last}"]
