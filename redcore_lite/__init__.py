@@ -12,7 +12,7 @@ from .masking import eval_patterns, make_mask, pattern_names, realised_rates
 from .model import RedCore, RedCoreOutput, build_model
 from .trainer import EpochEnd, Result, evaluate, fit
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def __getattr__(name: str):

@@ -175,7 +175,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files of earlier atomic writes of ``path`` whose writer process is
     gone (killed between write and rename); return what was removed."""
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = os.listdir(path.parent)
     except OSError:

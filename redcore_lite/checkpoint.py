@@ -62,12 +62,12 @@ def _atomic(path: str | os.PathLike, write: Any) -> Path:
     return path
 
 
-def _write(tmp: str, data: bytes) -> None:
+def _write(tmp: str, data: bytes | memoryview) -> None:
     with open(tmp, "wb") as f:  # no fsync: atomic against a killed process, not a power cut
         f.write(data)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
     return _atomic(path, lambda tmp: _write(tmp, data))
 

@@ -76,7 +76,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
-    from . import __version__
+    from ._version import __version__
 
     parser = _Parser(prog=PROG, description="RedCore (AAAI 2024) for learning with missing "
                      "modalities: train and evaluate.")
@@ -678,7 +678,7 @@ def _sweep(args: argparse.Namespace) -> int:
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
     listed = ("views", "modalities")  # nargs="+" lists of lists
-    data = [f"--{k.replace('_', '-')} " + (" ".join(map(str, _flat(v))) if k in listed else str(v))
+    data = [f"--{k.replace('_', '-')} " + (" ".join(map(str, _flat(v) or ())) if k in listed else str(v))
             for k in ("root", "target_root", "fold", "views", "max_frames", "holdout", "modalities",
                       "data", "label", "split_column", "id_column")
             if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
@@ -695,7 +695,7 @@ def _sweep(args: argparse.Namespace) -> int:
                         "--variants", *variants, "--settings", *settings, "--seeds",
                         str(args.seeds), "--workers", str(args.workers), "--out", str(args.out)])
     start = time.perf_counter()
-    run = dict(progress=not args.no_progress, command=command)
+    run: dict[str, Any] = dict(progress=not args.no_progress, command=command)
     try:
         try:
             table = sweep.run_sweep(config, args.out, variants, settings, args.seeds,

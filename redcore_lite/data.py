@@ -233,7 +233,8 @@ class Splits:
 
     def coerced(self) -> tuple[Splits, list[str]]:
         """:meth:`MultimodalData.coerced` of every split, and one note per converted tensor."""
-        parts, notes = {}, {}
+        parts: dict[str, MultimodalData] = {}
+        notes: dict[tuple[str, str], list[str]] = {}
         for part in ("train", "val", "test"):
             parts[part], found = getattr(self, part).coerced()
             for what, dtype in found.items():
@@ -308,7 +309,7 @@ def _frame_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
 def normalise(splits: Splits, eps: float = 1e-6) -> Splits:
     """z-score every feature with the training split's mean and std (valid frames only; with an
     observed mask, present rows only, and absent rows stay zero)."""
-    out = {part: {} for part in ("train", "val", "test")}
+    out: dict[str, dict[str, torch.Tensor]] = {part: {} for part in ("train", "val", "test")}
     for m, mod in enumerate(splits.modalities):
         x, ln = splits.train.features[mod], splits.train.lengths.get(mod)
         present = None if splits.train.mask is None else splits.train.mask[:, m]

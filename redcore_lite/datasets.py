@@ -388,7 +388,7 @@ def load_mosei(path: str | Path, dims: Sequence[int] | None = (74, 35, 768),
             raise ValueError(f"{path}: no key {part!r}; expected 'train', 'valid', 'test' "
                              f"(got {sorted(map(str, obj))})")
         split, feats = obj[part], {}
-        for m, (mod, (key, dim)) in enumerate(MOSEI_DIMS.items()):
+        for m, (mod, (key, _dim)) in enumerate(MOSEI_DIMS.items()):
             if key not in split:
                 raise ValueError(f"{path}[{part!r}]: no key {key!r}; expected 'audio', 'vision', "
                                  "'text', 'classification_labels'")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -167,13 +168,13 @@ class RedCore(nn.Module):
         """
         if present is None:
             present = PresentRows.build(avail)
-        hs = []
-        for enc, x, ln, idx in zip(self.encoders, inputs, lengths, present.rows):
+        hs, encs = [], cast("Sequence[VIBEncoder]", self.encoders)
+        for enc, x, ln, idx in zip(encs, inputs, lengths, present.rows):
             rows = torch.cat([x.new_zeros((1,) + x.shape[1:]), x.index_select(0, idx)])
             lens = None if ln is None else torch.cat([ln.new_full((1,), x.shape[1]), ln.index_select(0, idx)])
             hs.append(enc.packed(rows, lens))
         h = torch.cat(hs).index_select(0, present.pos)  # mu and logvar gathered together
-        return self.encoders[0].split(h.view(len(hs), -1, h.shape[-1]))  # [M, B, d] views
+        return encs[0].split(h.view(len(hs), -1, h.shape[-1]))  # [M, B, d] views
 
     def encode_zeroed(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
                       avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -183,12 +184,12 @@ class RedCore(nn.Module):
         its own dropout draw (as in the release). Costs more arithmetic, but its shapes do not
         depend on the mask, which a CUDA graph needs (:mod:`redcore_lite.graphs`).
         """
-        hs = []
-        for enc, x, ln, a in zip(self.encoders, inputs, lengths, avail.t().bool()):
+        hs, encs = [], cast("Sequence[VIBEncoder]", self.encoders)
+        for enc, x, ln, a in zip(encs, inputs, lengths, avail.t().bool()):
             rows = torch.where(a.view(-1, *([1] * (x.dim() - 1))), x, 0.0)
             lens = None if ln is None else torch.where(a, ln, x.shape[1])
             hs.append(enc.packed(rows, lens))
-        return self.encoders[0].split(torch.stack(hs))  # [M, B, d] views
+        return encs[0].split(torch.stack(hs))  # [M, B, d] views
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""
@@ -258,7 +259,7 @@ class RedCore(nn.Module):
         patterns = patterns.to(mu_on.device).bool()
         num_pat, (num_mod, b, d) = patterns.shape[0], mu_on.shape
         keep = patterns.t()[:, :, None, None]  # [M, P, 1, 1]
-        if self.config.sample_at_eval and lv_on is not None:  # release: random z per pattern
+        if self.config.sample_at_eval and lv_on is not None and lv_off is not None:  # release: random z per pattern
             mu = torch.where(keep, mu_on[:, None], mu_off[:, None]).reshape(num_mod, num_pat * b, d)
             logvar = torch.where(keep, lv_on[:, None], lv_off[:, None]).reshape(num_mod, num_pat * b, d)
             z = self.sample(mu, logvar)

@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -250,10 +250,10 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
                   seeds: list[int], workers: int, progress: bool, command: str | None,
                   on_run: Callable[[tuple[str, str, int], int], None] | None) -> pd.DataFrame:
     """:func:`run_sweep` while it holds the lock on ``path``."""
-    from . import __version__
+    from ._version import __version__
 
     manifest_path = path.with_suffix(".json")
-    manifest = {"format": FORMAT, "config": config_to_dict(base), "sessions": []}
+    manifest: dict[str, Any] = {"format": FORMAT, "config": config_to_dict(base), "sessions": []}
     if manifest_path.exists():
         old = read_json(manifest_path, "path", "the JSON manifest run_sweep writes next to the "
                         f"CSV (delete {manifest_path.name} only together with the CSV)")
@@ -277,7 +277,7 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
         done = set()
     todo = [(v, s, seed) for seed in seeds for s in settings for v in variants
             if (v, s, seed) not in done]
-    session = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
+    session: dict[str, Any] = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
                "workers": workers, "runs_done_before": len(done), "runs_todo": len(todo),
                "redcore_lite": __version__, "git": _git_version(), "torch": torch.__version__,
                "torch_threads": 1,
@@ -351,17 +351,17 @@ def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float,
     """Mean and two-sided t-interval ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)`` (NaN if n < 2)."""
     from scipy import stats  # a dependency of scikit-learn
 
-    x = np.asarray(x, dtype=float)
-    mean = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
+    xs = np.asarray(x, dtype=float)
+    mean = float(xs.mean()) if len(xs) else float("nan")
+    if len(xs) < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    half = float(stats.t.ppf((1 + confidence) / 2, len(xs) - 1) * xs.std(ddof=1) / np.sqrt(len(xs)))
     return mean, mean - half, mean + half
 
 
 def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
                      metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
-                     groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+                     groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
     """``baseline - variant`` per seed, for every other variant, setting, pattern and metric.
 
     A setting group (e.g. ``imbalanced``: the six permutations) adds rows that average each seed
@@ -395,7 +395,7 @@ def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
 def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
                        metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
                        confidence: float = 0.95,
-                       groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+                       groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
     """:func:`seed_differences` summarised per setting, variant, pattern and metric.
 
     Returns:

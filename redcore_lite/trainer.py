@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -181,6 +181,7 @@ def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024,
     if _protocol(data, protocol) == "observed":
         return _observed_table(model, data, batch_size)
     if not data.complete:
+        assert data.mask is not None  # not complete: a mask with a False
         full = torch.nonzero(data.mask.all(1).cpu()).flatten()
         if len(full) == 0:
             return pd.DataFrame({"pattern": pd.Series(dtype=str), "n": pd.Series(dtype=int),
@@ -233,6 +234,7 @@ def latent_spread(model: RedCore, data: MultimodalData, batch_size: int = 1024) 
         spread = mu.std(dim=1, unbiased=False).mean(-1)
         post = torch.cat(sds, dim=1).mean(1) if sds else torch.full_like(spread, float("nan"))
         return torch.stack([spread, post]).cpu()
+    assert data.mask is not None  # not complete: a mask with a False
     have = data.mask.t().to(mu.device)  # [M, N]
     sd = torch.cat(sds, dim=1) if sds else None
     spread = torch.stack([mu[m, have[m]].std(dim=0, unbiased=False).mean() for m in range(len(mu))])
@@ -559,8 +561,8 @@ def _checkpoint_lock(checkpoint: str | os.PathLike | None) -> contextlib.Abstrac
 def _class_warnings(splits: Splits) -> list[str]:
     """A message for classes that no split has (an output unit never trained nor scored);
     classes of val/test without a training sample are an error (:meth:`Splits.validate`)."""
-    counts = sum(torch.bincount(getattr(splits, p).labels.cpu(), minlength=splits.num_classes)
-                 for p in ("train", "val", "test"))
+    counts = torch.stack([torch.bincount(getattr(splits, p).labels.cpu(), minlength=splits.num_classes)
+                          for p in ("train", "val", "test")]).sum(0)
     empty = [c for c in range(splits.num_classes) if counts[c] == 0]
     if not empty:
         return []
@@ -595,7 +597,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     # every new present-row count, and on torch 2.11 + an H200 inductor failed on the dynamic
     # `paper` step.)
     static_step = tc.cuda_graph or tc.compile
-    step_model = torch.compile(net, dynamic=False) if tc.compile else net
+    # torch.compile of a Module returns an OptimizedModule (a Module); its stub says Callable
+    step_model = cast(torch.nn.Module, torch.compile(net, dynamic=False)) if tc.compile else net
     optimizer = make_optimizer(model, config)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
     batch_gen = torch.Generator().manual_seed(tc.seed + 2)
@@ -624,7 +627,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
     epoch_rows: list[dict[str, Any]] = []
-    best = {"epoch": -1, "f1": -math.inf, "state": None}
+    best: dict[str, Any] = {"epoch": -1, "f1": -math.inf, "state": None}
     start = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         st = load_checkpoint(checkpoint, map_location=device)

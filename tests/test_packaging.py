@@ -71,3 +71,12 @@ def test_citation_check_can_fail(tmp_path):
     """The author check rejects a person without family-names (so the test above can fail)."""
     with pytest.raises(AssertionError, match="family-names"):
         _check_authors([{"given-names": "Jun"}], "x")
+
+
+def test_version_is_one_string():
+    """``redcore_lite.__version__`` (from ``_version.py``, which sweep.py and cli.py import without
+    the package root) is pyproject's version."""
+    from redcore_lite._version import __version__
+
+    import redcore_lite
+    assert redcore_lite.__version__ == __version__ == _pyproject()["version"]
