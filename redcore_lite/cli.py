@@ -34,10 +34,10 @@ from typing import Any
 
 import pandas as pd
 
-from ._files import LockedError, exclusive, is_temp_of, pid_alive, read_json
+from ._files import LockedError, exclusive, is_temp_of, pid_alive
 from .checkpoint import atomic_write_text, dump_json, load_model
-from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_dict, config_to_dict, override,
-                     override_from_strings, preset)
+from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_file,
+                     config_to_dict, override, override_from_strings, preset)
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import MECHANISMS, SIMULATE, realised_rates, simulating
@@ -257,6 +257,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """The preset (or ``base``) with the data and run arguments given on the command line."""
     config = base if base is not None else preset(getattr(args, "preset", "auto"))
+    if base is None and getattr(args, "config", None) is not None:  # train --config FILE
+        config = config_from_file(args.config, config)
     data: dict[str, Any] = {}
     if getattr(args, "dataset", None):
         data["name"] = args.dataset
@@ -486,6 +488,14 @@ def _held(out: Path, command: str, files: Sequence[str], resume: bool, overwrite
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p, dataset_required=True)
     add_run_arguments(p)
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="config sections from a JSON or YAML file, applied on top of --preset and "
+                   "before the other flags and --set: e.g. {\"train\": {\"lr\": 0.001, "
+                   "\"batch_size\": 64}, \"loss\": {\"kl_weight\": 0.01}}, or a whole "
+                   "config.json written by train")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="log losses, beta, RA, EMA per step and metrics per epoch and pattern to a "
+                   "TensorBoard event file in DIR (needs pip install 'redcore_lite[tensorboard]')")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -523,7 +533,11 @@ def _train_into(args: argparse.Namespace, config: Config) -> int:
     with warnings.catch_warnings():  # printed below, once, from result.warnings
         warnings.simplefilter("ignore", LatentCollapseWarning)
         warnings.simplefilter("ignore", SetupWarning)
-        result = fit(config, splits, checkpoint=ckpt, resume=args.resume)
+        logs = []
+        if args.tensorboard is not None:  # rank 0 only: the other ranks write nothing
+            from .callbacks import TensorBoardLogger
+            logs.append(TensorBoardLogger(args.tensorboard))
+        result = fit(config, splits, checkpoint=ckpt, resume=args.resume, callbacks=logs)
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
@@ -664,16 +678,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     base = preset(args.preset)
     if args.config is not None:
-        allowed = "a sweep manifest (RESULTS.json) or a config.json written by train"
-        saved = read_json(args.config, "--config", allowed)
-        if not isinstance(saved, dict) or not isinstance(saved.get("config", saved), dict):
-            raise ValueError(f"--config: {str(args.config)!r} holds a JSON "
-                             f"{type(saved).__name__}, not a config; allowed: {allowed}")
-        try:
-            base = config_from_dict(saved.get("config", saved))
-        except (TypeError, AttributeError) as err:
-            raise ValueError(f"--config: {str(args.config)!r} is not a redcore_lite config "
-                             f"({err}); allowed: {allowed}") from None
+        base = config_from_file(args.config, base, "--config", "a sweep manifest (RESULTS.json), "
+                                "a config.json written by train, or config sections in JSON or YAML")
     config = config_from_args(args, base=base)
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)

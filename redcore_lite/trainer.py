@@ -22,6 +22,7 @@ import torch
 from ._checks import check_choice, check_positive
 from ._files import exclusive, lock_path
 from .advantage import RelativeAdvantage
+from .callbacks import Callback, StepEnd, split_callbacks
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, check_config, config_from_dict, config_to_dict, override
@@ -484,7 +485,7 @@ def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.PathLike | None = None,
-        resume: bool = False, callbacks: Sequence[Callable[[EpochEnd], None]] = ()) -> Result:
+        resume: bool = False, callbacks: Sequence[Callback | Callable[[EpochEnd], None]] = ()) -> Result:
     """Train RedCore, select the epoch with the best validation macro-F1, test it.
 
     Args:
@@ -493,7 +494,10 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
             beta state, RNG states, history, best weights, and the sha256 of all that); locked
             (``.NAME.lock`` next to it) while this fit runs: a second fit on it stops at once.
         resume: continue from ``checkpoint`` if it exists (bit-identical to an uninterrupted run).
-        callbacks: called with an :class:`EpochEnd` after every epoch (after the checkpoint).
+        callbacks: functions called with an :class:`EpochEnd` after every epoch (after the
+            checkpoint), and :class:`~redcore_lite.callbacks.Callback` objects (per-step hooks
+            with device tensors, per-epoch, end of fit; e.g. a TensorBoard logger). They do not
+            change the run.
     Returns:
         :class:`Result`. The caller's global RNG state is left untouched. ``Result.warnings``
         (also issued as :class:`SetupWarning` / :class:`LatentCollapseWarning`) says what was
@@ -505,6 +509,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
             an unreadable or damaged checkpoint to resume; FloatingPointError: divergence.
     """
     check_config(config)
+    step_hooks, epoch_hooks, end_hooks = split_callbacks(callbacks)
     seed = config.train.seed
     splits = data if data is not None else load_data(config.data, seed=seed)
     if not isinstance(splits, Splits):
@@ -528,8 +533,8 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
         torch.backends.cuda.matmul.allow_tf32 = config.train.tf32 and device.type == "cuda"
         with _checkpoint_lock(checkpoint), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks, described,
-                          setup)
+            result = _fit(config, splits.to(device), device, checkpoint, resume, epoch_hooks,
+                          described, setup, step_hooks)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
@@ -537,6 +542,8 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
                          "bf16": config.train.bf16, "compile": config.train.compile,
                          "cuda_graph": config.train.cuda_graph,
                          "tf32": config.train.tf32 and device.type == "cuda"})
+    for hook in end_hooks:
+        hook(result)
     return result
 
 
@@ -584,9 +591,11 @@ def _unobserved_warning(config: Config, mod: str, kind: str) -> str:
 
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
          callbacks: Sequence[Callable[[EpochEnd], None]],
-         described: dict[str, Any] | None = None, setup: Sequence[str] = ()) -> Result:
+         described: dict[str, Any] | None = None, setup: Sequence[str] = (),
+         step_hooks: Sequence[Callable[[StepEnd], None]] = ()) -> Result:
     tc, mods = config.train, splits.modalities
     num_mod, train = len(mods), splits.train
+    columns = tuple(_history_columns(mods))  # the names of a step's history row
     model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
     net: torch.nn.Module = model
     if D.world() > 1:
@@ -683,6 +692,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             if static is not None:
                 buf[s] = static(idx)
                 etas.append(adv.eta)
+                for hook in step_hooks:  # device tensors: no host sync unless a hook reads them
+                    hook(StepEnd(epoch, len(etas) - 1, buf[s], columns))
                 continue
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
@@ -692,6 +703,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
             buf[s] = terms.history_row(adv.beta, adv.ra, adv.lbar)
+            for hook in step_hooks:
+                hook(StepEnd(epoch, len(etas) - 1, buf[s], columns))
         host = buf.cpu()  # the one host copy of this epoch's history
         if not bool(torch.isfinite(host[:, 0]).all()):
             bad = int((~torch.isfinite(host[:, 0])).nonzero()[0])
