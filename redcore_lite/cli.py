@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import shlex
@@ -112,10 +111,31 @@ def error_line(err: BaseException) -> tuple[int, str]:
                "please report it)")
 
 
+PLUGIN_GROUP = "redcore_lite.plugins"
+
+
+def load_plugins() -> list[str]:
+    """Import every module named by an installed ``redcore_lite.plugins`` entry point (a package
+    that registers its datasets and encoders on import), so that the command line knows them.
+    Returns the names loaded; a plugin that fails to import is an error naming it."""
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as err:
+            raise ValueError(f"plugin {ep.name!r} ({ep.value}) failed to import: {err!r}; allowed: "
+                             f"an importable module in the {PLUGIN_GROUP} entry points") from err
+        loaded.append(ep.name)
+    return loaded
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command. An error is printed as
     one line naming what was wrong (:func:`error_line`; ``--debug`` adds the traceback): exit
     code 2 for bad input and file errors, 1 otherwise, 130 when interrupted."""
+    load_plugins()
     args = build_parser().parse_args(argv)
     try:
         return SUBCOMMANDS[args.command].run(args)
@@ -162,11 +182,15 @@ def _flat(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
 
 def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     """Dataset name (positional when required, else ``--dataset``) and where its files are."""
-    names = "synthetic | mfeat | avdigits | iemocap | msp | mosei | custom (your own file: --data)"
+    from .registry import dataset_names
+
+    added = [n for n in dataset_names() if n not in DATASETS]  # registered (a plugin)
+    names = ("synthetic | mfeat | avdigits | iemocap | msp | mosei | custom (your own file: --data)"
+             + "".join(f" | {n}" for n in added))
     if dataset_required:
-        p.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=names)
+        p.add_argument("dataset", choices=dataset_names(), metavar="DATASET", help=names)
     else:
-        p.add_argument("--dataset", choices=DATASETS, metavar="DATASET",
+        p.add_argument("--dataset", choices=dataset_names(), metavar="DATASET",
                        help=f"{names} (default: the checkpoint's)")
     p.add_argument("--root", help="iemocap/msp: feature root holding A/, V/, L/; "
                    "mosei: path of aligned_50.pkl (a pickle: name only a file you trust)")
@@ -632,7 +656,7 @@ def _evaluate_into(args: argparse.Namespace) -> int:
             _write_csv(args.out / f"{part}_patterns.csv", df)
         dump_json(args.out / "evaluate.json", {
             "checkpoint": str(args.checkpoint), "which": args.which, "epoch": epoch,
-            "data": dataclasses.asdict(config.data), "described": splits.describe(),
+            "data": config_to_dict(config)["data"], "described": splits.describe(),
             "protocol": args.protocol,
             **{part: _overall(df) for part, df in frames.items()}})
         print(f"wrote {args.out}/: val_patterns.csv test_patterns.csv evaluate.json")

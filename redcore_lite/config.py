@@ -77,6 +77,15 @@ class DataConfig:
     label: str = "label"  # custom tables and HDF5 labels.csv: the label column (.npz: key "labels")
     split_column: str = ""  # custom: a column of train/val/test per row ("" = stratified, split)
     id_column: str = ""  # custom tables: a column of sample ids ("" = row numbers)
+    # a dataset registered with redcore_lite.registry.register_dataset: its own options, as
+    # (name, value) pairs (a mapping is accepted: {"noise": 0.3}); read into the dataset's config
+    # dataclass. Left out of saved configs while empty (saved configs stay as they were)
+    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"omit_if_default": True})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.options, dict):  # a mapping (JSON/YAML, override) -> sorted pairs
+            object.__setattr__(self, "options", tuple(sorted((str(k), _tuples(v))
+                                                             for k, v in self.options.items())))
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,10 @@ class ModelConfig:
     # (uniform +-1/sqrt(fan_in)). With "torch" the paper recipe was seen to collapse its latents
     # on IEMOCAP-format data and stay at chance (benchmarks/RESULTS.md, release parity)
     init: str = "release"
+    # per modality, in modality order: a backbone name each ("" = model.backbone), e.g.
+    # ("mlp", "my_cnn", ""); names registered with redcore_lite.registry.register_encoder are
+    # allowed here and in model.backbone. Left out of saved configs while empty
+    backbones: tuple[str, ...] = field(default=(), metadata={"omit_if_default": True})
 
 
 @dataclass(frozen=True)
@@ -294,8 +307,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain nested dict (tuples become lists) for JSON and checkpoints."""
     def plain(v: Any) -> Any:
         return [plain(x) for x in v] if isinstance(v, tuple) else v
-    return {f.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, f.name)).items()}
-            for f in dataclasses.fields(config)}
+    def kept(section: Any) -> dict[str, Any]:  # fields added later stay out while at their default
+        return {g.name: plain(getattr(section, g.name)) for g in dataclasses.fields(section)
+                if not (g.metadata.get("omit_if_default") and getattr(section, g.name) == g.default)}
+    return {f.name: kept(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
 def _tuples(v: Any) -> Any:

@@ -128,11 +128,19 @@ class RedCore(nn.Module):
             encoders = []
             for m, dim in enumerate(input_dims):
                 seeded(m)
-                if config.backbone == "mlp":
+                kind = backbone_of(config, m)
+                if kind == "mlp":
                     bb: nn.Module = MLPBackbone(dim, config.mlp_hidden, d)
-                else:
+                elif kind == "transformer":
                     bb = TransformerBackbone(dim, d, config.num_layers, config.num_heads,
                                              config.attn_dropout, config.ff_dropout, config.mask_padding)
+                else:  # registered with redcore_lite.registry.register_encoder
+                    from .registry import get_encoder
+
+                    bb = get_encoder(kind).factory(dim, d, config)
+                    if not isinstance(bb, nn.Module):
+                        raise ValueError(f"model.backbone: the factory of {kind!r} returned a "
+                                         f"{type(bb).__name__}; allowed: an nn.Module")
                 encoders.append(init(VIBEncoder(bb, d, vib=config.vib)))
             self.encoders = nn.ModuleList(encoders)
             seeded(100)
@@ -285,12 +293,33 @@ class RedCore(nn.Module):
         return self.fused_head(self._fuse(imputed)).view(num_pat, b, -1)
 
 
+def backbone_of(config: ModelConfig, m: int) -> str:
+    """The backbone name of modality ``m``: ``model.backbones[m]`` if given and not "", else
+    ``model.backbone``."""
+    return (config.backbones[m] if m < len(config.backbones) and config.backbones[m]
+            else config.backbone)
+
+
+def check_backbones(config: ModelConfig, num_modalities: int) -> None:
+    """``model.backbone`` and ``model.backbones`` name known backbones (built-in or registered),
+    and ``backbones`` has one entry per modality (or none)."""
+    from .registry import get_encoder
+
+    get_encoder(config.backbone)
+    if config.backbones and len(config.backbones) != num_modalities:
+        raise ValueError(f"model.backbones: got {list(config.backbones)} for {num_modalities} "
+                         "modalities; allowed: () or one name per modality (\"\" = model.backbone)")
+    for name in config.backbones:
+        if name:
+            get_encoder(name)
+
+
 def build_model(config: ModelConfig, input_dims: Sequence[int], num_classes: int,
                 seed: int | None = None) -> RedCore:
     """Check the model config and build :class:`RedCore`."""
     from ._checks import check_choice, check_positive
 
-    check_choice(config.backbone, ("mlp", "transformer"), "model.backbone")
+    check_backbones(config, len(input_dims))
     check_choice(config.imputation, ("generator", "zero"), "model.imputation")
     check_choice(config.init, tuple(INITS), "model.init")
     check_positive(config.latent_dim, "model.latent_dim", integer=True)

@@ -32,7 +32,8 @@ from .losses import LossTerms, compute_losses
 from .masking import (MECHANISMS, check_mechanism, eval_patterns, pattern_codes, pattern_names,
                       simulating, training_mask)
 from .metrics import confusion_metrics, grouped_metrics, pattern_confusion, pattern_metrics
-from .model import PresentRows, RedCore, build_model
+from .model import PresentRows, RedCore, backbone_of, build_model, check_backbones
+from .registry import get_encoder, is_plugin
 from .optim import Adam
 
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "predict_observed",
@@ -409,17 +410,19 @@ def _region(name: str) -> contextlib.AbstractContextManager:
 
 
 def _check_config(config: Config, splits: Splits) -> None:
-    check_choice(config.model.backbone, ("mlp", "transformer"), "model.backbone")
+    check_backbones(config.model, len(splits.modalities))
     if simulating(config.mask, splits.train.mask):
         check_mechanism(config.mask, splits.modalities, splits.num_classes, splits.train.dims)
     else:
         check_choice(config.mask.mechanism, MECHANISMS, "mask.mechanism")
-    for mod, x in splits.train.features.items():
-        want = 2 if config.model.backbone == "mlp" else 3
+    for m, (mod, x) in enumerate(splits.train.features.items()):
+        kind = backbone_of(config.model, m)
+        takes = get_encoder(kind).inputs
+        want = {"vectors": 2, "sequences": 3}.get(takes, x.dim())
         if x.dim() != want:
             shape = "vectors [N, D]" if want == 2 else "frame sequences [N, T, D]"
-            raise ValueError(f"model.backbone: got {config.model.backbone!r} but modality {mod!r} "
-                             f"has shape {tuple(x.shape)}; allowed: {config.model.backbone!r} takes "
+            raise ValueError(f"model.backbone: got {kind!r} but modality {mod!r} "
+                             f"has shape {tuple(x.shape)}; allowed: {kind!r} takes "
                              f"{shape} (use 'mlp' for vectors, 'transformer' for sequences; "
                              "for avdigits, data.sequences chooses which it gives)")
     mc = config.model
@@ -464,8 +467,8 @@ def _data_config(config: Config, splits: Splits) -> Config:
     splits came from :mod:`redcore_lite.custom_io` / :func:`~redcore_lite.custom.from_arrays`
     but the config names other data (``fit(config, data=...)``); else ``config``."""
     source = splits.train.source
-    if source.get("name") != "custom" or config.data.name == "custom":
-        return config
+    if source.get("name") != "custom" or config.data.name == "custom" or is_plugin(config.data.name):
+        return config  # (a registered dataset's loader may build its splits with from_arrays)
     return override(config, data={"name": "custom", "path": str(source.get("path", ""))})
 
 
