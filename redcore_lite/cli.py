@@ -561,7 +561,8 @@ def _train_into(args: argparse.Namespace, config: Config) -> int:
         if args.tensorboard is not None:  # rank 0 only: the other ranks write nothing
             from .callbacks import TensorBoardLogger
             logs.append(TensorBoardLogger(args.tensorboard))
-        result = fit(config, splits, checkpoint=ckpt, resume=args.resume, callbacks=logs)
+        result = fit(config, splits, checkpoint=ckpt, resume=args.resume,
+                     **({"callbacks": logs} if logs else {}))
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
@@ -689,6 +690,12 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=10, help="run seeds 0..N-1 (default 10)")
     p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each "
                    "(default 2)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local (default): --workers processes on this machine; ray: one Ray task "
+                   "per run on a Ray cluster (RAY_ADDRESS or --ray-address; else a local Ray with "
+                   "--workers CPUs); needs pip install 'redcore_lite[ray]'")
+    p.add_argument("--ray-address", help="with --backend ray: the cluster to join (e.g. auto, "
+                   "ray://HOST:10001); default RAY_ADDRESS")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--wait", action="store_true", help="when another sweep is writing OUT, wait "
                    "for it to end, then run what it left (default: stop with an error at once)")
@@ -723,9 +730,13 @@ def _sweep(args: argparse.Namespace) -> int:
                           if getattr(args, f)],
                         *[f"--set {a}" for a in args.assignments],
                         "--variants", *variants, "--settings", *settings, "--seeds",
-                        str(args.seeds), "--workers", str(args.workers), "--out", str(args.out)])
+                        str(args.seeds), "--workers", str(args.workers),
+                        *(["--backend", "ray"] if args.backend == "ray" else []),
+                        "--out", str(args.out)])
     start = time.perf_counter()
     run: dict[str, Any] = dict(progress=not args.no_progress, command=command)
+    if args.backend == "ray":
+        run.update(backend="ray", address=args.ray_address)
     try:
         try:
             table = sweep.run_sweep(config, args.out, variants, settings, args.seeds,

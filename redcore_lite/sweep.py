@@ -203,7 +203,7 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
               settings: Iterable[str] = DEFAULT_SETTINGS, seeds: int | Iterable[int] = 10,
               workers: int = 2, progress: bool = False, command: str | None = None,
               on_run: Callable[[tuple[str, str, int], int], None] | None = None,
-              wait: bool = False) -> pd.DataFrame:
+              wait: bool = False, backend: str = "local", address: str | None = None) -> pd.DataFrame:
     """Run every (variant, setting, seed) not yet in ``path``; append each run's rows as it ends.
 
     Args:
@@ -216,6 +216,10 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
             of runs finished in this call (a test can raise from it to simulate a kill).
         wait: when another sweep holds ``path``, wait for it to end (then skip the runs it
             finished) instead of raising :class:`~redcore_lite._files.LockedError`.
+        backend: ``"local"`` (this machine: ``workers`` processes) or ``"ray"`` (one Ray task per
+            run on a Ray cluster, :mod:`redcore_lite.sweep_ray`; same file, resume and table).
+        address: with ``backend="ray"``, the cluster to join (default ``RAY_ADDRESS``, else a
+            local Ray instance with ``workers`` CPUs).
     Returns:
         The whole table (sorted canonically and rewritten once every requested run is done).
     """
@@ -229,6 +233,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     if not seeds or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"seeds, workers: got {seeds}, {workers!r}; allowed: >= 1 seed, an "
                          "integer >= 1 of workers")
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend: got {backend!r}; allowed: 'local', 'ray'")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"path: {str(path)!r} is a folder; allowed: a CSV file (new, or "
@@ -243,12 +249,13 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
                          "allowed: a file in a folder you can write to") from None
     with exclusive(path, lock_path(path), "path", "sweep", wait=wait):
         return _sweep_locked(base, path, variants, settings, seeds, workers, progress, command,
-                             on_run)
+                             on_run, backend, address)
 
 
 def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[str],
                   seeds: list[int], workers: int, progress: bool, command: str | None,
-                  on_run: Callable[[tuple[str, str, int], int], None] | None) -> pd.DataFrame:
+                  on_run: Callable[[tuple[str, str, int], int], None] | None,
+                  backend: str = "local", address: str | None = None) -> pd.DataFrame:
     """:func:`run_sweep` while it holds the lock on ``path``."""
     from ._version import __version__
 
@@ -300,7 +307,14 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
             on_run(key, finished)
 
     try:
-        if workers == 1:
+        if backend == "ray":
+            from .sweep_ray import run_on_ray
+
+            session["backend"] = run_on_ray(base, todo, record, workers, address, lambda err: WorkerDied(
+                f"path: a Ray task of the sweep on {str(path)!r} failed ({type(err).__name__}); the "
+                f"{finished} run(s) finished in this call are in the file; allowed: run the same "
+                "command again to resume (finished runs are skipped)"))
+        elif workers == 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
