@@ -33,8 +33,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._files import LockedError, exclusive, is_temp_of, pid_alive
-from .checkpoint import atomic_write_text, dump_json, load_model
+from ._files import LockedError, atomic_write_text, dump_json, exclusive, is_temp_of, pid_alive
+from .checkpoint import load_model
 from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_file,
                      config_to_dict, override, override_from_strings, preset)
 from .data import Splits, load_data

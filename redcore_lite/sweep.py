@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._files import exclusive, lock_path, read_json, readable_file
-from .checkpoint import atomic_write_text, dump_json
+from ._files import atomic_write_text, dump_json, exclusive, lock_path, read_json, readable_file
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
