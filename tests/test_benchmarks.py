@@ -72,3 +72,20 @@ def test_teach_presets_summary_pairs_each_variant_with_before():
     assert abs(t["f1_minus_before_mean"] - 0.05) < 1e-12 and abs(t["f1_minus_before_min"] + 0.1) < 1e-12
     assert abs(t["f1_minus_before_max"] - 0.2) < 1e-12 and t["fit_s_min"] == 2.0 and t["fits"] == 2
     assert table["before"]["f1_minus_before_mean"] == 0.0
+
+
+def test_step_flops_and_peak_fraction_against_hand_values():
+    """FlopCounterMode counts 2mkn per [m, k] @ [k, n]; with only w requiring a gradient the
+    backward adds one more product (dL/dw = x^T g): 4mkn in all."""
+    m, k, n = 8, 16, 4
+    x, w = torch.randn(m, k), torch.randn(k, n, requires_grad=True)
+    assert step_time.step_flops(lambda: (x @ w).sum().backward()) == 4 * m * k * n
+    assert step_time.step_flops(lambda: None) is None
+    assert step_time.matmul_peak(torch.device("cpu"), n=64, repeats=1) > 0
+    row = {"case": "paper", "flops_per_step": 6e9, "ms_per_step": 2000.0}
+    step_time._add_peak_fraction(row, {"fp32": 1e10, "bf16": 4e10})
+    assert row["achieved_tflops"] == pytest.approx(0.003) and row["peak_dtype"] == "fp32"
+    assert row["peak_fraction"] == pytest.approx(0.3)  # 6e9 / 2 s = 3e9 of 1e10
+    row = {"case": "paper-bf16", "flops_per_step": 6e9, "ms_per_step": 2000.0}
+    step_time._add_peak_fraction(row, {"fp32": 1e10, "bf16": 4e10})
+    assert row["peak_dtype"] == "bf16" and row["peak_fraction"] == pytest.approx(0.075)
