@@ -2,8 +2,9 @@
 
 Datasets. Each dataset owns its config: a frozen dataclass of the options it reads, and a loader
 ``loader(dataset_config, seed) -> Splits``. :func:`load_data` (``data.name``) looks the name up
-here. The built-in datasets are registered below with config dataclasses that name the
-:class:`~redcore_lite.config.DataConfig` fields they read (``DataConfig`` stays the flat record a
+here. The built-in datasets are registered by :mod:`redcore_lite.datasets` (imported with the
+package; this module imports nothing of the library's data code) with config dataclasses that
+name the :class:`~redcore_lite.config.DataConfig` fields they read (``DataConfig`` stays the flat record a
 saved config holds, so configs and checkpoints written before the registry load unchanged). A
 new dataset's own options go in ``data.options`` (``{"noise": 0.3}``; a JSON/YAML ``--config``
 file writes them naturally)::
@@ -184,116 +185,6 @@ def _builtin_factory(input_dim: int, latent_dim: int, config: ModelConfig) -> nn
     raise AssertionError("the built-in backbones are built by RedCore")  # pragma: no cover
 
 
-# ----------------------------------------------------------------------------- built-in datasets
-
-
-@dataclass(frozen=True)
-class SyntheticData:
-    """``synthetic``: a planted class signal (:func:`~redcore_lite.data.make_synthetic`)."""
-
-    num_samples: int = 1200
-    num_classes: int = 4
-    dims: tuple[int, ...] = (24, 24, 24)
-    snr: tuple[float, ...] = (1.0, 1.0, 1.0)
-    seq_len: int = 0
-    factors: tuple[int, ...] = ()
-    factor_snr: float = 1.0
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    normalise: bool = True
-
-
-@dataclass(frozen=True)
-class MfeatData:
-    """``mfeat``: UCI multiple features (shipped)."""
-
-    name: str = "mfeat"
-    views: tuple[str, ...] = ("fou", "kar", "pix")
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    normalise: bool = True
-
-
-@dataclass(frozen=True)
-class AVDigitsData:
-    """``avdigits``: spoken and written digits (shipped)."""
-
-    name: str = "avdigits"
-    modalities: tuple[str, ...] = ()
-    holdout: str = "speakers"
-    fold: int = 1
-    sequences: bool = False
-    max_frames: int = 0
-    normalise: bool = True
-
-
-@dataclass(frozen=True)
-class MMINData:
-    """``iemocap`` / ``msp``: the release's feature files (MMIN layout)."""
-
-    name: str = "iemocap"
-    root: str = ""
-    target_root: str = ""
-    fold: int = 1
-    max_frames: int = 0
-    normalise: bool = True
-
-
-@dataclass(frozen=True)
-class MoseiData:
-    """``mosei``: CMU-MOSEI aligned_50.pkl."""
-
-    name: str = "mosei"
-    root: str = ""
-    normalise: bool = True
-
-
-@dataclass(frozen=True)
-class CustomData:
-    """``custom``: your own .npz / CSV / Parquet / HDF5 folder (:mod:`redcore_lite.custom_io`)."""
-
-    path: str = ""
-    modalities: tuple[str, ...] = ()
-    label: str = "label"
-    split_column: str = ""
-    id_column: str = ""
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    normalise: bool = True
-
-
-def _load_synthetic(cfg: SyntheticData, seed: int) -> Splits:
-    from .data import make_synthetic, normalise, stratified_split
-
-    for key, value, least in (("num_samples", cfg.num_samples, 1), ("num_classes", cfg.num_classes, 2),
-                              ("seq_len", cfg.seq_len, 0)):
-        if value < least:
-            raise ValueError(f"data.{key}: got {value}; allowed: an integer >= {least}")
-    data = make_synthetic(cfg.num_samples, cfg.dims, cfg.num_classes, cfg.snr, cfg.seq_len,
-                          seed=seed, factors=cfg.factors or None, factor_snr=cfg.factor_snr)
-    splits = stratified_split(data, cfg.split, seed=seed)
-    return normalise(splits) if cfg.normalise else splits
-
-
-def _load_named(cfg: Any, seed: int) -> Splits:
-    from .datasets import load_named  # reads the fields its dataset's config names
-
-    return load_named(cfg, seed)
-
-
-def _load_custom(cfg: CustomData, seed: int) -> Splits:
-    from .custom_io import load_custom
-
-    return load_custom(cfg, seed)
-
-
-def _register_builtins() -> None:
-    for name, cfg, loader, what in (
-            ("synthetic", SyntheticData, _load_synthetic, SyntheticData.__doc__),
-            ("mfeat", MfeatData, _load_named, MfeatData.__doc__),
-            ("avdigits", AVDigitsData, _load_named, AVDigitsData.__doc__),
-            ("iemocap", MMINData, _load_named, MMINData.__doc__),
-            ("msp", MMINData, _load_named, MMINData.__doc__),
-            ("mosei", MoseiData, _load_named, MoseiData.__doc__),
-            ("custom", CustomData, _load_custom, CustomData.__doc__)):
-        _DATASETS[name] = DatasetSpec(name, cfg, loader, what or "", builtin=True)
-
-
-_register_builtins()
+def _register_builtin(spec: DatasetSpec) -> None:
+    """Called by :mod:`redcore_lite.datasets` (imported with the package) for its datasets."""
+    _DATASETS[spec.name] = dataclasses.replace(spec, builtin=True)

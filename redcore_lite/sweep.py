@@ -309,7 +309,7 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
         if backend == "ray":
             from .sweep_ray import run_on_ray
 
-            session["backend"] = run_on_ray(base, todo, record, workers, address, lambda err: WorkerDied(
+            session["backend"] = run_on_ray(_run, base, todo, record, workers, address, lambda err: WorkerDied(
                 f"path: a Ray task of the sweep on {str(path)!r} failed ({type(err).__name__}); the "
                 f"{finished} run(s) finished in this call are in the file; allowed: run the same "
                 "command again to resume (finished runs are skipped)"))

@@ -5,7 +5,7 @@ an existing one (``address``, or the ``RAY_ADDRESS`` environment variable, e.g. 
 cluster node) or a local instance started here with ``workers`` CPUs. The driver (this process)
 keeps what the local pool keeps: the lock on the results CSV, each finished run appended as it
 arrives, the manifest, resume by (variant, setting, seed), the canonical sort at the end. The runs
-are the same function as the local pool's (:func:`redcore_lite.sweep._run`), so a grid gives the
+are the same function as the local pool's (:func:`redcore_lite.sweep._run`, passed in), so a grid gives the
 same table on either backend (``tests/test_sweep_ray.py``).
 
 Ray is an optional extra: ``pip install 'redcore_lite[ray]'``. Every node needs redcore_lite
@@ -22,27 +22,33 @@ from .config import Config
 __all__ = ["run_on_ray"]
 
 
-def _task(base: Config, key: tuple[str, str, int], version: str) -> tuple[tuple[str, str, int], str, float]:
+Run = Callable[[Config, tuple[str, str, int]], tuple[tuple[str, str, int], str, float]]
+
+
+def _task(run: Run, base: Config, key: tuple[str, str, int], version: str
+          ) -> tuple[tuple[str, str, int], str, float]:
     """A Ray task: one run with one torch thread (what a local pool worker does)."""
     import torch
 
     from ._version import __version__
-    from .sweep import _run
 
     if version != __version__:
         raise RuntimeError(f"redcore_lite {__version__} on this Ray node, {version} on the driver; "
                            "allowed: the same version on every node")
     torch.set_num_threads(1)
-    return _run(base, key)
+    return run(base, key)
 
 
-def run_on_ray(base: Config, todo: Sequence[tuple[str, str, int]],
+def run_on_ray(run: Run, base: Config, todo: Sequence[tuple[str, str, int]],
                record: Callable[[tuple[str, str, int], str, float], None], workers: int,
                address: str | None = None, died: Callable[[BaseException], BaseException] | None = None
                ) -> dict[str, Any]:
-    """Run ``todo`` as Ray tasks; call ``record(key, rows, cpu_seconds)`` as each one ends.
+    """Run ``todo`` as Ray tasks of ``run(base, key)``; call ``record(key, rows, cpu_seconds)`` as
+    each one ends.
 
     Args:
+        run: what a task runs (the sweep's ``_run``; passed in, so this module imports nothing
+            of the sweep).
         workers: CPUs of a local Ray instance started here (ignored when joining a cluster).
         address: a Ray cluster to join (default ``RAY_ADDRESS``; none: start a local instance).
         died: maps a task failure to the exception to raise (the sweep's WorkerDied).
@@ -67,7 +73,7 @@ def run_on_ray(base: Config, todo: Sequence[tuple[str, str, int]],
     info = {"ray": ray.__version__, "address": address or "local",
             "cluster_cpus": int(ray.cluster_resources().get("CPU", 0))}
     task = ray.remote(num_cpus=1, max_retries=0)(_task)
-    pending = [task.remote(base, key, __version__) for key in todo]
+    pending = [task.remote(run, base, key, __version__) for key in todo]
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

@@ -49,7 +49,7 @@ def test_builtin_datasets_are_registered_with_their_own_configs():
     assert registry.dataset_names()[:7] == ("synthetic", "mfeat", "avdigits", "iemocap", "msp",
                                             "mosei", "custom")
     mfeat = registry.dataset_config(rc.override(rc.preset("teach"), data={"name": "mfeat"}).data)
-    assert mfeat == registry.MfeatData()
+    assert mfeat == rc.datasets.MfeatData()
     avd = registry.dataset_config(rc.override(rc.preset("teach"),
                                               data={"name": "avdigits", "fold": 3}).data)
     assert (avd.name, avd.fold, avd.holdout) == ("avdigits", 3, "speakers")
