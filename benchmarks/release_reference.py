@@ -91,7 +91,7 @@ class ReleaseStep:
         self.beta, self.eta, self.it = np.ones(3), 0.1, 0
         self.ema = [0.0, 0.0, 0.0]
 
-    def __call__(self, a, v, l, miss, y):
+    def __call__(self, a, v, l, miss, y):  # noqa: E741 (l: the lexical modality, as in the release)
         n = self.nets
         ia, iv, il = (miss[:, k].float()[:, None] for k in range(3))
         za, mua, lva = n["A"](a * ia[:, :, None])

@@ -20,6 +20,10 @@ of each part of the step (forward, loss, backward, clip, adam) and, on CUDA, the
 per step and the GPU-busy milliseconds per step (torch.profiler over 3 steps), which says whether
 a step is bound by the GPU or by launching work. A case that fails or runs past
 ``--timeout`` seconds is recorded with its error and the others still run.
+Each step case also reports its FLOPs (``torch.utils.flop_counter.FlopCounterMode`` over one
+step: forward and backward matmuls, convolutions and attention; Adam's elementwise work is not
+counted) and the achieved fraction of this machine's matmul peak, measured in the same run by
+timing a large square matmul (fp32, and bf16 for the bf16 cases; ``--peak-size N``).
 Prints a table and writes benchmarks/results/step_time_<device>.json (atomically).
 """
 from __future__ import annotations
@@ -162,6 +166,36 @@ def static_step(case: str, device: torch.device, data: list[tuple]) -> Callable[
     return step
 
 
+def step_flops(step: Callable[[], None]) -> int | None:
+    """FLOPs of one call of ``step`` (torch.utils.flop_counter; None if nothing was counted, e.g.
+    a CUDA graph replay, whose kernels the counter does not see)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    total = counter.get_total_flops()
+    return int(total) if total > 0 else None
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048,
+                repeats: int = 5) -> float:
+    """This machine's measured matmul throughput: FLOP/s of the fastest of ``repeats`` ``[n, n] @
+    [n, n]`` products (2 n^3 FLOPs each) after a warm-up."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
 def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: int = BATCH,
              batches: int = 1, prof: bool = False) -> dict:
     torch.manual_seed(0)
@@ -191,6 +225,10 @@ def run_case(case: str, device: torch.device, steps: int, warmup: int, batch: in
     ms = _time_steps(step, device, steps, warmup)
     row = {"case": case, "batch": batch, "batches": batches, "ms_per_step": ms,
            "samples_per_s": batch / ms * 1000, "peak_mb": _peak_mb(device), "steps": steps}
+    try:  # after the timing: one more step, under the FLOP counter
+        row["flops_per_step"] = step_flops(step)
+    except Exception as err:  # a diagnostic: never lose the timing for it
+        row["flops_per_step"], row["flops_error"] = None, repr(err)
     if prof:
         try:
             row.update(_profile(step, device))
@@ -207,11 +245,24 @@ def _line(r: dict) -> str:
             f"peak {r['peak_mb']:7.0f} MB")
     if "seconds" in r:
         text += f"  ({r['seconds']:.2f} s total)"
+    if r.get("flops_per_step"):
+        text += (f"  {r['flops_per_step'] / 1e9:.2f} GFLOP/step, {r['achieved_tflops']:.3f} TFLOP/s = "
+                 f"{100 * r['peak_fraction']:.1f}% of the {r['peak_dtype']} matmul peak")
     if r.get("kernels_per_step"):
         text += f"  {r['kernels_per_step']:.0f} kernels, GPU busy {r['gpu_busy_ms_per_step']:.2f} ms/step"
     if r.get("host_ms_per_step_by_part"):
         text += "  host ms: " + " ".join(f"{k} {v:.1f}" for k, v in r["host_ms_per_step_by_part"].items())
     return text
+
+
+def _add_peak_fraction(row: dict, peaks: dict[str, float]) -> None:
+    """Achieved TFLOP/s of a step case and its fraction of the matching matmul peak (bf16 for the
+    bf16 and compiled cases, else fp32)."""
+    if not row.get("flops_per_step") or not row.get("ms_per_step"):
+        return
+    dtype = "bf16" if ("bf16" in row["case"] or "compiled" in row["case"]) and "bf16" in peaks else "fp32"
+    achieved = row["flops_per_step"] / (row["ms_per_step"] / 1000)
+    row.update(achieved_tflops=achieved / 1e12, peak_dtype=dtype, peak_fraction=achieved / peaks[dtype])
 
 
 def main() -> None:
@@ -225,6 +276,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="CUDA: kernels and GPU-busy ms per step")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per case (default: none)")
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/...)")
+    ap.add_argument("--peak-size", type=int, default=None,
+                    help="n of the [n, n] @ [n, n] matmul that measures the peak (default 2048 on "
+                    "a CPU, 8192 on a GPU)")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -235,6 +289,15 @@ def main() -> None:
     cuda = device.type == "cuda"
     cases = (args.cases.split(",") if args.cases else
              ["paper", "paper-bf16", "release", "teach"] + (["paper-tf32", "paper-compiled"] if cuda else []))
+    n = args.peak_size or (8192 if cuda else 2048)
+    peaks = {"fp32": matmul_peak(device, torch.float32, n)}
+    if cuda or any("bf16" in c or "compiled" in c for c in cases):
+        try:
+            peaks["bf16"] = matmul_peak(device, torch.bfloat16, n)
+        except RuntimeError:  # no bf16 matmul here
+            pass
+    print("matmul peak: " + ", ".join(f"{k} {v / 1e12:.3f} TFLOP/s" for k, v in peaks.items())
+          + f" ([{n}, {n}] @ [{n}, {n}])", flush=True)
     rows = []
     for case in cases:
         cmd = [sys.executable, __file__, "--child", case, "--device", args.device,
@@ -245,6 +308,7 @@ def main() -> None:
             out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.timeout,
                                  env=env)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            _add_peak_fraction(rows[-1], peaks)
             if "compiled" in case:  # recompilations and graph breaks (TORCH_LOGS), if any
                 rows[-1]["log_tail"] = out.stderr.strip().splitlines()[-40:]
         except subprocess.CalledProcessError as err:
@@ -258,7 +322,8 @@ def main() -> None:
             "torch": torch.__version__, "device": str(device),
             "gpu": torch.cuda.get_device_name(device) if cuda else None,
             "redcore_lite": rc.__version__, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "batch": args.batch, "batches": args.batches, "steps": args.steps, "warmup": args.warmup}
+            "batch": args.batch, "batches": args.batches, "steps": args.steps, "warmup": args.warmup,
+            "matmul_peak_flops": peaks, "matmul_peak_size": n}
     path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"step_time_{device.type}.json"
     dump_json(path, {"info": info, "results": rows})
     print(f"results written to {path}")

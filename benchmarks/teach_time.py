@@ -37,7 +37,8 @@ def child(dataset: str, repeats: int) -> dict:
         res = rc.fit(cfg, splits)
         times.append(time.perf_counter() - t0)
     return {"dataset": dataset, "threads": torch.get_num_threads(), "load_s": load_s,
-            "fit_s": min(times), "fit_s_median": sorted(times)[len(times) // 2], "fit_s_all": times, "epochs": cfg.epochs, "steps": len(res.history),
+            "fit_s": min(times), "fit_s_median": sorted(times)[len(times) // 2], "fit_s_all": times,
+            "epochs": cfg.epochs, "steps": len(res.history),
             "train_samples": len(splits.train),
             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "test_wa": float(res.test.set_index("pattern").loc["overall", "wa"])}

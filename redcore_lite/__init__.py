@@ -2,17 +2,18 @@
 
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
-from . import (advantage, config, custom, custom_io, data, datasets, distributed, generators, losses,
-               masking, metrics, model, optim, sweep, trainer, vib)
+from . import (advantage, callbacks, config, custom, custom_io, data, datasets, distributed, generators,
+               losses, masking, metrics, model, optim, registry, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
 from .custom import from_arrays, from_frame, split_by, split_data
 from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, stratified_split
 from .masking import eval_patterns, make_mask, pattern_names, realised_rates
 from .model import RedCore, RedCoreOutput, build_model
+from .callbacks import Callback, StepEnd, TensorBoardLogger
 from .trainer import EpochEnd, Result, evaluate, fit
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def __getattr__(name: str):
@@ -33,5 +34,6 @@ __all__ = [
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
     "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",
+    "callbacks", "Callback", "StepEnd", "TensorBoardLogger", "registry",
     "__version__",
 ]

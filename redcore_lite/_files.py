@@ -8,6 +8,9 @@ temporary files.
   Non-blocking by default: the second process gets a :class:`LockedError` naming the file and the
   holder's pid at once. The kernel drops the lock when its holder dies (``kill -9`` included), so
   a lock is never stale; the lock file is removed on a clean exit.
+- :func:`atomic_write_bytes` / :func:`atomic_write_text` / :func:`dump_json`: write a file so
+  that readers see the old one or the whole new one (temporary file + rename; also re-exported
+  by :mod:`redcore_lite.checkpoint`, where they used to live).
 - :func:`remove_stale_temps`: the temporary files of atomic writes carry the writer's pid
   (``.NAME.PID.XXXXXXXX.tmp``); the next write of ``NAME`` removes those whose writer is gone (a
   SIGKILL between write and rename).
@@ -18,6 +21,7 @@ import contextlib
 import json
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,8 @@ except ImportError:  # not POSIX (Windows): no locks, and stale temporary files 
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["LockedError", "readable_file", "read_json", "exclusive", "lock_path",
-           "remove_stale_temps", "is_temp_of", "pid_alive"]
+           "remove_stale_temps", "is_temp_of", "pid_alive", "atomic_write_bytes",
+           "atomic_write_text", "dump_json"]
 
 
 class LockedError(ValueError):
@@ -175,7 +180,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     """Remove the temporary files of earlier atomic writes of ``path`` whose writer process is
     gone (killed between write and rename); return what was removed."""
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = os.listdir(path.parent)
     except OSError:
@@ -187,3 +192,57 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
                 os.unlink(path.parent / entry)
                 removed.append(path.parent / entry)
     return removed
+
+
+# ---------------------------------------------------------------- atomic writes
+
+
+def _atomic(path: str | os.PathLike, write: Any) -> Path:
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
+
+    The temporary file is ``.NAME.PID.XXXXXXXX.tmp`` next to ``path``; earlier ones whose writer
+    died are removed first. A failed write removes its temporary file and leaves ``path`` as it
+    was; the OSError names ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise OSError(err.errno, f"cannot write the file ({err.strerror}); any earlier version "
+                      "is unchanged", str(path)) from err
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _write(tmp: str, data: bytes | memoryview) -> None:
+    with open(tmp, "wb") as f:  # no fsync: atomic against a killed process, not a power cut
+        f.write(data)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    return _atomic(path, lambda tmp: _write(tmp, data))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def dump_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

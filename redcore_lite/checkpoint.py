@@ -11,70 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ._files import readable_file, remove_stale_temps
+# atomic writes live in _files (no model import needed); re-exported here for old callers
+from ._files import atomic_write_bytes, atomic_write_text, dump_json, readable_file
 from .config import Config, config_from_dict
 from .model import RedCore, build_model
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "save_checkpoint", "load_checkpoint",
-           "load_model", "content_digest", "FORMAT"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "dump_json", "save_checkpoint",
+           "load_checkpoint", "load_model", "content_digest", "FORMAT"]
 
 FORMAT = "redcore_lite.checkpoint/1"
 _ALLOWED = "a complete checkpoint file written by redcore_lite (fit(..., checkpoint=PATH))"
-
-
-def _atomic(path: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
-
-    The temporary file is ``.NAME.PID.XXXXXXXX.tmp`` next to ``path``; earlier ones whose writer
-    died are removed first. A failed write removes its temporary file and leaves ``path`` as it
-    was; the OSError names ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                               suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise OSError(err.errno, f"cannot write the file ({err.strerror}); any earlier version "
-                      "is unchanged", str(path)) from err
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def _write(tmp: str, data: bytes) -> None:
-    with open(tmp, "wb") as f:  # no fsync: atomic against a killed process, not a power cut
-        f.write(data)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
-    return _atomic(path, lambda tmp: _write(tmp, data))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _feed(h: Any, obj: Any) -> None:
@@ -199,8 +152,3 @@ def load_model(path: str | os.PathLike, which: str = "best", map_location: str |
     meta["data"] = state.get("data")  # the data's description (Splits.describe()), if recorded
     meta["mask_kind"] = state.get("mask_kind", "simulated")  # observed / simulated / ...
     return model.eval(), config, meta
-
-
-def dump_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")

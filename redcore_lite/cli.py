@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import shlex
@@ -34,10 +33,10 @@ from typing import Any
 
 import pandas as pd
 
-from ._files import LockedError, exclusive, is_temp_of, pid_alive, read_json
-from .checkpoint import atomic_write_text, dump_json, load_model
-from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_dict, config_to_dict, override,
-                     override_from_strings, preset)
+from ._files import LockedError, atomic_write_text, dump_json, exclusive, is_temp_of, pid_alive
+from .checkpoint import load_model
+from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_file,
+                     config_to_dict, override, override_from_strings, preset)
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import MECHANISMS, SIMULATE, realised_rates, simulating
@@ -76,7 +75,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
-    from . import __version__
+    from ._version import __version__
 
     parser = _Parser(prog=PROG, description="RedCore (AAAI 2024) for learning with missing "
                      "modalities: train and evaluate.")
@@ -112,10 +111,31 @@ def error_line(err: BaseException) -> tuple[int, str]:
                "please report it)")
 
 
+PLUGIN_GROUP = "redcore_lite.plugins"
+
+
+def load_plugins() -> list[str]:
+    """Import every module named by an installed ``redcore_lite.plugins`` entry point (a package
+    that registers its datasets and encoders on import), so that the command line knows them.
+    Returns the names loaded; a plugin that fails to import is an error naming it."""
+    from importlib.metadata import entry_points
+
+    loaded = []
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as err:
+            raise ValueError(f"plugin {ep.name!r} ({ep.value}) failed to import: {err!r}; allowed: "
+                             f"an importable module in the {PLUGIN_GROUP} entry points") from err
+        loaded.append(ep.name)
+    return loaded
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command. An error is printed as
     one line naming what was wrong (:func:`error_line`; ``--debug`` adds the traceback): exit
     code 2 for bad input and file errors, 1 otherwise, 130 when interrupted."""
+    load_plugins()
     args = build_parser().parse_args(argv)
     try:
         return SUBCOMMANDS[args.command].run(args)
@@ -162,11 +182,15 @@ def _flat(values: list[list[Any]] | None) -> tuple[Any, ...] | None:
 
 def add_data_arguments(p: argparse.ArgumentParser, dataset_required: bool = True) -> None:
     """Dataset name (positional when required, else ``--dataset``) and where its files are."""
-    names = "synthetic | mfeat | avdigits | iemocap | msp | mosei | custom (your own file: --data)"
+    from .registry import dataset_names
+
+    added = [n for n in dataset_names() if n not in DATASETS]  # registered (a plugin)
+    names = ("synthetic | mfeat | avdigits | iemocap | msp | mosei | custom (your own file: --data)"
+             + "".join(f" | {n}" for n in added))
     if dataset_required:
-        p.add_argument("dataset", choices=DATASETS, metavar="DATASET", help=names)
+        p.add_argument("dataset", choices=dataset_names(), metavar="DATASET", help=names)
     else:
-        p.add_argument("--dataset", choices=DATASETS, metavar="DATASET",
+        p.add_argument("--dataset", choices=dataset_names(), metavar="DATASET",
                        help=f"{names} (default: the checkpoint's)")
     p.add_argument("--root", help="iemocap/msp: feature root holding A/, V/, L/; "
                    "mosei: path of aligned_50.pkl (a pickle: name only a file you trust)")
@@ -257,6 +281,8 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """The preset (or ``base``) with the data and run arguments given on the command line."""
     config = base if base is not None else preset(getattr(args, "preset", "auto"))
+    if base is None and getattr(args, "config", None) is not None:  # train --config FILE
+        config = config_from_file(args.config, config)
     data: dict[str, Any] = {}
     if getattr(args, "dataset", None):
         data["name"] = args.dataset
@@ -486,6 +512,14 @@ def _held(out: Path, command: str, files: Sequence[str], resume: bool, overwrite
 def _train_arguments(p: argparse.ArgumentParser) -> None:
     add_data_arguments(p, dataset_required=True)
     add_run_arguments(p)
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="config sections from a JSON or YAML file, applied on top of --preset and "
+                   "before the other flags and --set: e.g. {\"train\": {\"lr\": 0.001, "
+                   "\"batch_size\": 64}, \"loss\": {\"kl_weight\": 0.01}}, or a whole "
+                   "config.json written by train")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="log losses, beta, RA, EMA per step and metrics per epoch and pattern to a "
+                   "TensorBoard event file in DIR (needs pip install 'redcore_lite[tensorboard]')")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -523,7 +557,12 @@ def _train_into(args: argparse.Namespace, config: Config) -> int:
     with warnings.catch_warnings():  # printed below, once, from result.warnings
         warnings.simplefilter("ignore", LatentCollapseWarning)
         warnings.simplefilter("ignore", SetupWarning)
-        result = fit(config, splits, checkpoint=ckpt, resume=args.resume)
+        logs = []
+        if args.tensorboard is not None:  # rank 0 only: the other ranks write nothing
+            from .callbacks import TensorBoardLogger
+            logs.append(TensorBoardLogger(args.tensorboard))
+        result = fit(config, splits, checkpoint=ckpt, resume=args.resume,
+                     **({"callbacks": logs} if logs else {}))
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
@@ -618,7 +657,7 @@ def _evaluate_into(args: argparse.Namespace) -> int:
             _write_csv(args.out / f"{part}_patterns.csv", df)
         dump_json(args.out / "evaluate.json", {
             "checkpoint": str(args.checkpoint), "which": args.which, "epoch": epoch,
-            "data": dataclasses.asdict(config.data), "described": splits.describe(),
+            "data": config_to_dict(config)["data"], "described": splits.describe(),
             "protocol": args.protocol,
             **{part: _overall(df) for part, df in frames.items()}})
         print(f"wrote {args.out}/: val_patterns.csv test_patterns.csv evaluate.json")
@@ -651,6 +690,12 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=10, help="run seeds 0..N-1 (default 10)")
     p.add_argument("--workers", type=int, default=2, help="processes, one torch thread each "
                    "(default 2)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local (default): --workers processes on this machine; ray: one Ray task "
+                   "per run on a Ray cluster (RAY_ADDRESS or --ray-address; else a local Ray with "
+                   "--workers CPUs); needs pip install 'redcore_lite[ray]'")
+    p.add_argument("--ray-address", help="with --backend ray: the cluster to join (e.g. auto, "
+                   "ray://HOST:10001); default RAY_ADDRESS")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--wait", action="store_true", help="when another sweep is writing OUT, wait "
                    "for it to end, then run what it left (default: stop with an error at once)")
@@ -664,21 +709,13 @@ def _sweep(args: argparse.Namespace) -> int:
 
     base = preset(args.preset)
     if args.config is not None:
-        allowed = "a sweep manifest (RESULTS.json) or a config.json written by train"
-        saved = read_json(args.config, "--config", allowed)
-        if not isinstance(saved, dict) or not isinstance(saved.get("config", saved), dict):
-            raise ValueError(f"--config: {str(args.config)!r} holds a JSON "
-                             f"{type(saved).__name__}, not a config; allowed: {allowed}")
-        try:
-            base = config_from_dict(saved.get("config", saved))
-        except (TypeError, AttributeError) as err:
-            raise ValueError(f"--config: {str(args.config)!r} is not a redcore_lite config "
-                             f"({err}); allowed: {allowed}") from None
+        base = config_from_file(args.config, base, "--config", "a sweep manifest (RESULTS.json), "
+                                "a config.json written by train, or config sections in JSON or YAML")
     config = config_from_args(args, base=base)
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
     listed = ("views", "modalities")  # nargs="+" lists of lists
-    data = [f"--{k.replace('_', '-')} " + (" ".join(map(str, _flat(v))) if k in listed else str(v))
+    data = [f"--{k.replace('_', '-')} " + (" ".join(map(str, _flat(v) or ())) if k in listed else str(v))
             for k in ("root", "target_root", "fold", "views", "max_frames", "holdout", "modalities",
                       "data", "label", "split_column", "id_column")
             if (v := getattr(args, k)) is not None] + (["--no-normalise"] if args.no_normalise else [])
@@ -693,9 +730,13 @@ def _sweep(args: argparse.Namespace) -> int:
                           if getattr(args, f)],
                         *[f"--set {a}" for a in args.assignments],
                         "--variants", *variants, "--settings", *settings, "--seeds",
-                        str(args.seeds), "--workers", str(args.workers), "--out", str(args.out)])
+                        str(args.seeds), "--workers", str(args.workers),
+                        *(["--backend", "ray"] if args.backend == "ray" else []),
+                        "--out", str(args.out)])
     start = time.perf_counter()
-    run = dict(progress=not args.no_progress, command=command)
+    run: dict[str, Any] = dict(progress=not args.no_progress, command=command)
+    if args.backend == "ray":
+        run.update(backend="ray", address=args.ray_address)
     try:
         try:
             table = sweep.run_sweep(config, args.out, variants, settings, args.seeds,

@@ -77,6 +77,15 @@ class DataConfig:
     label: str = "label"  # custom tables and HDF5 labels.csv: the label column (.npz: key "labels")
     split_column: str = ""  # custom: a column of train/val/test per row ("" = stratified, split)
     id_column: str = ""  # custom tables: a column of sample ids ("" = row numbers)
+    # a dataset registered with redcore_lite.registry.register_dataset: its own options, as
+    # (name, value) pairs (a mapping is accepted: {"noise": 0.3}); read into the dataset's config
+    # dataclass. Left out of saved configs while empty (saved configs stay as they were)
+    options: tuple[tuple[str, Any], ...] = field(default=(), metadata={"omit_if_default": True})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.options, dict):  # a mapping (JSON/YAML, override) -> sorted pairs
+            object.__setattr__(self, "options", tuple(sorted((str(k), _tuples(v))
+                                                             for k, v in self.options.items())))
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,10 @@ class ModelConfig:
     # (uniform +-1/sqrt(fan_in)). With "torch" the paper recipe was seen to collapse its latents
     # on IEMOCAP-format data and stay at chance (benchmarks/RESULTS.md, release parity)
     init: str = "release"
+    # per modality, in modality order: a backbone name each ("" = model.backbone), e.g.
+    # ("mlp", "my_cnn", ""); names registered with redcore_lite.registry.register_encoder are
+    # allowed here and in model.backbone. Left out of saved configs while empty
+    backbones: tuple[str, ...] = field(default=(), metadata={"omit_if_default": True})
 
 
 @dataclass(frozen=True)
@@ -294,8 +307,10 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     """Plain nested dict (tuples become lists) for JSON and checkpoints."""
     def plain(v: Any) -> Any:
         return [plain(x) for x in v] if isinstance(v, tuple) else v
-    return {f.name: {k: plain(v) for k, v in dataclasses.asdict(getattr(config, f.name)).items()}
-            for f in dataclasses.fields(config)}
+    def kept(section: Any) -> dict[str, Any]:  # fields added later stay out while at their default
+        return {g.name: plain(getattr(section, g.name)) for g in dataclasses.fields(section)
+                if not (g.metadata.get("omit_if_default") and getattr(section, g.name) == g.default)}
+    return {f.name: kept(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
 def _tuples(v: Any) -> Any:
@@ -436,3 +451,72 @@ def check_config(config: Config) -> None:
                          "(rc.preset(...), rc.override(...))")
     for f in dataclasses.fields(config):
         check_section(getattr(config, f.name), f.name)
+
+
+CONFIG_FILE_ALLOWED = ("a JSON or YAML file of config sections ({'train': {'lr': 0.001}, ...}; a "
+                       "config.json written by train, or a sweep manifest)")
+
+
+def read_config_file(path: str | os.PathLike, arg: str = "--config",
+                     allowed: str = CONFIG_FILE_ALLOWED) -> dict[str, dict[str, Any]]:
+    """The config sections in a JSON or YAML file (``.yaml``/``.yml``; YAML needs PyYAML).
+
+    A file with a top-level ``config`` key (a sweep manifest, a run's summary) gives that key.
+    Raises a ValueError naming ``arg``, the file and what is wrong: unreadable, not JSON/YAML, not
+    a mapping of sections, an unknown section or field.
+    """
+    from ._files import read_json, readable_file
+
+    p = readable_file(path, arg, allowed)
+    if p.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"{arg}: {str(p)!r} is YAML, and PyYAML is not installed; allowed: "
+                             "pip install 'redcore_lite[yaml]', or a JSON file") from None
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{arg}: {str(p)!r} is not UTF-8 text (byte {err.start}); "
+                             f"allowed: {allowed}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"{arg}: {str(p)!r} is not valid YAML ({err}); allowed: {allowed}") from None
+        kind = "YAML"
+    else:
+        data, kind = read_json(p, arg, allowed), "JSON"
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data = data["config"]
+    if not isinstance(data, dict):
+        what = "nothing" if data is None else f"a {kind} {'list' if isinstance(data, list) else type(data).__name__}"
+        raise ValueError(f"{arg}: {str(p)!r} holds {what}, not a config; allowed: {allowed}")
+    sections = {f.name: type(getattr(Config(), f.name)) for f in dataclasses.fields(Config)}
+    for name, fields in data.items():
+        if name not in sections:
+            raise ValueError(f"{arg}: {str(p)!r}: unknown section {name!r}; allowed: "
+                             + ", ".join(sections))
+        if not isinstance(fields, dict):
+            raise ValueError(f"{arg}: {str(p)!r}: section {name!r} is a {type(fields).__name__}, "
+                             "not a mapping of fields; allowed: {field: value}")
+        known = {g.name for g in dataclasses.fields(sections[name])}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"{arg}: {str(p)!r}: unknown field(s) {unknown} of {name!r}; "
+                             f"allowed: {sorted(known)}")
+    return data
+
+
+def config_from_file(path: str | os.PathLike, base: Config, arg: str = "--config",
+                     allowed: str = CONFIG_FILE_ALLOWED) -> Config:
+    """``base`` with the sections of a JSON or YAML file (:func:`read_config_file`) applied.
+
+    A file with every section (a config.json written by train, a sweep manifest) is read as a whole
+    (:func:`config_from_dict`: exactly the saved run's config); a partial file, e.g.
+    ``{"train": {"lr": 0.001}, "loss": {"kl_weight": 0.01}}``, changes only the fields it names.
+    """
+    data = read_config_file(path, arg, allowed)
+    if {f.name for f in dataclasses.fields(Config)} <= set(data):
+        return config_from_dict(data)
+    return override(base, **{name: {k: _tuples(v) for k, v in fields.items()}
+                             for name, fields in data.items()})

@@ -233,7 +233,8 @@ class Splits:
 
     def coerced(self) -> tuple[Splits, list[str]]:
         """:meth:`MultimodalData.coerced` of every split, and one note per converted tensor."""
-        parts, notes = {}, {}
+        parts: dict[str, MultimodalData] = {}
+        notes: dict[tuple[str, str], list[str]] = {}
         for part in ("train", "val", "test"):
             parts[part], found = getattr(self, part).coerced()
             for what, dtype in found.items():
@@ -308,7 +309,7 @@ def _frame_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
 def normalise(splits: Splits, eps: float = 1e-6) -> Splits:
     """z-score every feature with the training split's mean and std (valid frames only; with an
     observed mask, present rows only, and absent rows stay zero)."""
-    out = {part: {} for part in ("train", "val", "test")}
+    out: dict[str, dict[str, torch.Tensor]] = {part: {} for part in ("train", "val", "test")}
     for m, mod in enumerate(splits.modalities):
         x, ln = splits.train.features[mod], splits.train.lengths.get(mod)
         present = None if splits.train.mask is None else splits.train.mask[:, m]
@@ -410,27 +411,18 @@ def make_synthetic(num_samples: int = 1200, dims: Sequence[int] = (24, 24, 24), 
 
 
 def load_data(config: DataConfig, seed: int = 0) -> Splits:
-    """The splits a config names (synthetic, or a real dataset of :mod:`.datasets`), normalised."""
+    """The splits a config names, normalised: ``data.name`` looked up in
+    :mod:`redcore_lite.registry` (synthetic, mfeat, avdigits, iemocap, msp, mosei, custom, or a
+    dataset registered with ``register_dataset``), loaded with the dataset's own config."""
     from .config import check_section
 
     check_section(config, "data")
     if config.max_frames < 0:
         raise ValueError(f"data.max_frames: got {config.max_frames}; allowed: an integer >= 0 "
                          "(0 = all frames)")
-    if config.name != "synthetic":
-        from .datasets import load_named  # mfeat, avdigits, iemocap, msp, mosei
+    from .registry import dataset_config, get_dataset  # synthetic, mfeat, ..., and yours
 
-        return load_named(config, seed)
-    for key, value, least in (("num_samples", config.num_samples, 1),
-                              ("num_classes", config.num_classes, 2),
-                              ("seq_len", config.seq_len, 0)):
-        if value < least:
-            raise ValueError(f"data.{key}: got {value}; allowed: an integer >= {least}")
-    data = make_synthetic(config.num_samples, config.dims, config.num_classes, config.snr,
-                          config.seq_len, seed=seed, factors=config.factors or None,
-                          factor_snr=config.factor_snr)
-    splits = stratified_split(data, config.split, seed=seed)
-    return normalise(splits) if config.normalise else splits
+    return get_dataset(config.name).loader(dataset_config(config), seed)
 
 
 def __getattr__(name: str) -> Any:

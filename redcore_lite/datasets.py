@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ import numpy as np
 import torch
 
 from .avdigits import AVDIGITS_HOLDOUTS, AVDIGITS_MODALITIES, SHAPE_VIEW, SPEAKERS, avdigits_splits
-from .data import MultimodalData, Splits, normalise as _normalise, stratified_split
+from .data import MultimodalData, Splits, make_synthetic, normalise as _normalise, stratified_split
+from .registry import DatasetSpec, _register_builtin
 
 __all__ = ["DATA_DIR", "MFEAT_PATH", "AVDIGITS_PATH", "MFEAT_VIEWS", "MMIN_FOLDS", "MMIN_FEATURES",
            "RELEASE_DIMS", "MOSEI_DIMS", "DATASETS", "mfeat_data", "load_mfeat", "load_avdigits",
@@ -388,7 +390,7 @@ def load_mosei(path: str | Path, dims: Sequence[int] | None = (74, 35, 768),
             raise ValueError(f"{path}: no key {part!r}; expected 'train', 'valid', 'test' "
                              f"(got {sorted(map(str, obj))})")
         split, feats = obj[part], {}
-        for m, (mod, (key, dim)) in enumerate(MOSEI_DIMS.items()):
+        for m, (mod, (key, _dim)) in enumerate(MOSEI_DIMS.items()):
             if key not in split:
                 raise ValueError(f"{path}[{part!r}]: no key {key!r}; expected 'audio', 'vision', "
                                  "'text', 'classification_labels'")
@@ -438,3 +440,114 @@ def load_named(config: Any, seed: int = 0) -> Splits:
         return load_mmin(config.root, config.fold, name, target_root=config.target_root or None,
                          max_frames=config.max_frames, normalise=config.normalise)
     raise ValueError(f"data.name: got {name!r}; allowed: " + ", ".join(map(repr, DATASETS)))
+
+
+# ---------------------------------------------------------------- the registry's built-in datasets
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    """``synthetic``: a planted class signal (:func:`~redcore_lite.data.make_synthetic`)."""
+
+    num_samples: int = 1200
+    num_classes: int = 4
+    dims: tuple[int, ...] = (24, 24, 24)
+    snr: tuple[float, ...] = (1.0, 1.0, 1.0)
+    seq_len: int = 0
+    factors: tuple[int, ...] = ()
+    factor_snr: float = 1.0
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    normalise: bool = True
+
+
+@dataclass(frozen=True)
+class MfeatData:
+    """``mfeat``: UCI multiple features (shipped)."""
+
+    name: str = "mfeat"
+    views: tuple[str, ...] = ("fou", "kar", "pix")
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    normalise: bool = True
+
+
+@dataclass(frozen=True)
+class AVDigitsData:
+    """``avdigits``: spoken and written digits (shipped)."""
+
+    name: str = "avdigits"
+    modalities: tuple[str, ...] = ()
+    holdout: str = "speakers"
+    fold: int = 1
+    sequences: bool = False
+    max_frames: int = 0
+    normalise: bool = True
+
+
+@dataclass(frozen=True)
+class MMINData:
+    """``iemocap`` / ``msp``: the release's feature files (MMIN layout)."""
+
+    name: str = "iemocap"
+    root: str = ""
+    target_root: str = ""
+    fold: int = 1
+    max_frames: int = 0
+    normalise: bool = True
+
+
+@dataclass(frozen=True)
+class MoseiData:
+    """``mosei``: CMU-MOSEI aligned_50.pkl."""
+
+    name: str = "mosei"
+    root: str = ""
+    normalise: bool = True
+
+
+@dataclass(frozen=True)
+class CustomData:
+    """``custom``: your own .npz / CSV / Parquet / HDF5 folder (:mod:`redcore_lite.custom_io`)."""
+
+    path: str = ""
+    modalities: tuple[str, ...] = ()
+    label: str = "label"
+    split_column: str = ""
+    id_column: str = ""
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    normalise: bool = True
+
+
+def _load_synthetic(cfg: SyntheticData, seed: int) -> Splits:
+    for key, value, least in (("num_samples", cfg.num_samples, 1), ("num_classes", cfg.num_classes, 2),
+                              ("seq_len", cfg.seq_len, 0)):
+        if value < least:
+            raise ValueError(f"data.{key}: got {value}; allowed: an integer >= {least}")
+    data = make_synthetic(cfg.num_samples, cfg.dims, cfg.num_classes, cfg.snr, cfg.seq_len,
+                          seed=seed, factors=cfg.factors or None, factor_snr=cfg.factor_snr)
+    splits = stratified_split(data, cfg.split, seed=seed)
+    return _normalise(splits) if cfg.normalise else splits
+
+
+def _load_named(cfg: Any, seed: int) -> Splits:
+    return load_named(cfg, seed)  # reads the fields its dataset's config names
+
+
+def _load_custom(cfg: CustomData, seed: int) -> Splits:
+    from .custom_io import load_custom
+
+    return load_custom(cfg, seed)
+
+
+def _register_builtins() -> None:
+    for name, cfg, loader, what in (
+            ("synthetic", SyntheticData, _load_synthetic, SyntheticData.__doc__),
+            ("mfeat", MfeatData, _load_named, MfeatData.__doc__),
+            ("avdigits", AVDigitsData, _load_named, AVDigitsData.__doc__),
+            ("iemocap", MMINData, _load_named, MMINData.__doc__),
+            ("msp", MMINData, _load_named, MMINData.__doc__),
+            ("mosei", MoseiData, _load_named, MoseiData.__doc__),
+            ("custom", CustomData, _load_custom, CustomData.__doc__)):
+        _register_builtin(DatasetSpec(name, cfg, loader, what or "", builtin=True))
+
+
+_register_builtins()

@@ -66,6 +66,7 @@ class ResidualGenerators(nn.Module):
         self.encoders = nn.ModuleList(_mlp(n, [din] + widths, nn.LeakyReLU) for _ in range(blocks))
         self.decoders = nn.ModuleList(_mlp(n, widths[::-1] + [din], nn.ReLU) for _ in range(blocks))
         self.transition = _mlp(n, [din, din, d], nn.ReLU)
+        self.index: torch.Tensor
         self.register_buffer("index", others_index(n), persistent=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -74,9 +75,10 @@ class ResidualGenerators(nn.Module):
 
     def generate(self, x_in: torch.Tensor) -> torch.Tensor:
         """The generators on prepared inputs: ``x_in: [M, R, (M-1) * d] -> [M, R, d]``."""
-        x_out = None  # block 0 adds nothing (the release adds a zero tensor)
+        x_out: torch.Tensor | None = None  # block 0 adds nothing (the release adds a zero tensor)
         for enc, dec in zip(self.encoders, self.decoders):
             if x_out is not None:
                 x_in = x_in + x_out
             x_out = dec(enc(x_in))
+        assert x_out is not None, "gen_blocks >= 1 (build_model checks it)"
         return self.transition(x_in + x_out)

@@ -83,7 +83,7 @@ def _repair_empty_rows(avail: torch.Tensor, generator: torch.Generator,
         for m in order:
             donors = torch.nonzero(avail[:, m] & (avail.sum(1) >= 2)).flatten()
             if len(donors):
-                j = donors[torch.randint(len(donors), (1,), generator=generator)].item()
+                j = int(donors[torch.randint(len(donors), (1,), generator=generator)].item())
                 avail[j, m] = False
                 avail[i, m] = True
                 break

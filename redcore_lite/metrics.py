@@ -103,6 +103,6 @@ def grouped_metrics(y: np.ndarray, logits: np.ndarray, groups: np.ndarray,
     counts = np.bincount(groups, minlength=num_groups)
     keep = np.flatnonzero(counts > 0)
     m = confusion_metrics(np.concatenate([cm[keep], cm.sum(0, keepdims=True)]))
-    return pd.DataFrame({"pattern": [names[k] for k in keep] + ["overall"],
+    return pd.DataFrame({"pattern": [names[int(k)] for k in keep] + ["overall"],
                          "n": [int(counts[k]) for k in keep] + [int(len(y))],
                          "wa": m["wa"], "ua": m["ua"], "f1": m["f1"]})

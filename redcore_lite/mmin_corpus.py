@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,7 +141,7 @@ def write_mmin_corpus(root: str | Path, spec: CorpusSpec | None = None) -> dict:
         g.create_dataset("std", data=frames.std(0).astype(np.float32))
     fold_dir = root / "target" / "1"
     fold_dir.mkdir(parents=True, exist_ok=True)
-    out = {"root": str(root), "target_root": str(root / "target"), "fold": 1, "ids": {}, "labels": {}}
+    out: dict[str, Any] = {"root": str(root), "target_root": str(root / "target"), "fold": 1, "ids": {}, "labels": {}}
     for part, rows in parts.items():
         np.save(fold_dir / f"{part}_label.npy", np.eye(num_classes, dtype=np.float32)[labels[rows]])
         np.save(fold_dir / f"{part}_int2name.npy", np.array([[ids[i].encode()] for i in rows]))

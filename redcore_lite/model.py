@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -127,11 +128,19 @@ class RedCore(nn.Module):
             encoders = []
             for m, dim in enumerate(input_dims):
                 seeded(m)
-                if config.backbone == "mlp":
+                kind = backbone_of(config, m)
+                if kind == "mlp":
                     bb: nn.Module = MLPBackbone(dim, config.mlp_hidden, d)
-                else:
+                elif kind == "transformer":
                     bb = TransformerBackbone(dim, d, config.num_layers, config.num_heads,
                                              config.attn_dropout, config.ff_dropout, config.mask_padding)
+                else:  # registered with redcore_lite.registry.register_encoder
+                    from .registry import get_encoder
+
+                    bb = get_encoder(kind).factory(dim, d, config)
+                    if not isinstance(bb, nn.Module):
+                        raise ValueError(f"model.backbone: the factory of {kind!r} returned a "
+                                         f"{type(bb).__name__}; allowed: an nn.Module")
                 encoders.append(init(VIBEncoder(bb, d, vib=config.vib)))
             self.encoders = nn.ModuleList(encoders)
             seeded(100)
@@ -167,13 +176,13 @@ class RedCore(nn.Module):
         """
         if present is None:
             present = PresentRows.build(avail)
-        hs = []
-        for enc, x, ln, idx in zip(self.encoders, inputs, lengths, present.rows):
+        hs, encs = [], cast("Sequence[VIBEncoder]", self.encoders)
+        for enc, x, ln, idx in zip(encs, inputs, lengths, present.rows):
             rows = torch.cat([x.new_zeros((1,) + x.shape[1:]), x.index_select(0, idx)])
             lens = None if ln is None else torch.cat([ln.new_full((1,), x.shape[1]), ln.index_select(0, idx)])
             hs.append(enc.packed(rows, lens))
         h = torch.cat(hs).index_select(0, present.pos)  # mu and logvar gathered together
-        return self.encoders[0].split(h.view(len(hs), -1, h.shape[-1]))  # [M, B, d] views
+        return encs[0].split(h.view(len(hs), -1, h.shape[-1]))  # [M, B, d] views
 
     def encode_zeroed(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None],
                       avail: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -183,12 +192,12 @@ class RedCore(nn.Module):
         its own dropout draw (as in the release). Costs more arithmetic, but its shapes do not
         depend on the mask, which a CUDA graph needs (:mod:`redcore_lite.graphs`).
         """
-        hs = []
-        for enc, x, ln, a in zip(self.encoders, inputs, lengths, avail.t().bool()):
+        hs, encs = [], cast("Sequence[VIBEncoder]", self.encoders)
+        for enc, x, ln, a in zip(encs, inputs, lengths, avail.t().bool()):
             rows = torch.where(a.view(-1, *([1] * (x.dim() - 1))), x, 0.0)
             lens = None if ln is None else torch.where(a, ln, x.shape[1])
             hs.append(enc.packed(rows, lens))
-        return self.encoders[0].split(torch.stack(hs))  # [M, B, d] views
+        return encs[0].split(torch.stack(hs))  # [M, B, d] views
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
         """z = mu + sigma * eps in training (or at evaluation with ``sample_at_eval``), else mu."""
@@ -258,7 +267,7 @@ class RedCore(nn.Module):
         patterns = patterns.to(mu_on.device).bool()
         num_pat, (num_mod, b, d) = patterns.shape[0], mu_on.shape
         keep = patterns.t()[:, :, None, None]  # [M, P, 1, 1]
-        if self.config.sample_at_eval and lv_on is not None:  # release: random z per pattern
+        if self.config.sample_at_eval and lv_on is not None and lv_off is not None:  # release: random z per pattern
             mu = torch.where(keep, mu_on[:, None], mu_off[:, None]).reshape(num_mod, num_pat * b, d)
             logvar = torch.where(keep, lv_on[:, None], lv_off[:, None]).reshape(num_mod, num_pat * b, d)
             z = self.sample(mu, logvar)
@@ -284,12 +293,33 @@ class RedCore(nn.Module):
         return self.fused_head(self._fuse(imputed)).view(num_pat, b, -1)
 
 
+def backbone_of(config: ModelConfig, m: int) -> str:
+    """The backbone name of modality ``m``: ``model.backbones[m]`` if given and not "", else
+    ``model.backbone``."""
+    return (config.backbones[m] if m < len(config.backbones) and config.backbones[m]
+            else config.backbone)
+
+
+def check_backbones(config: ModelConfig, num_modalities: int) -> None:
+    """``model.backbone`` and ``model.backbones`` name known backbones (built-in or registered),
+    and ``backbones`` has one entry per modality (or none)."""
+    from .registry import get_encoder
+
+    get_encoder(config.backbone)
+    if config.backbones and len(config.backbones) != num_modalities:
+        raise ValueError(f"model.backbones: got {list(config.backbones)} for {num_modalities} "
+                         "modalities; allowed: () or one name per modality (\"\" = model.backbone)")
+    for name in config.backbones:
+        if name:
+            get_encoder(name)
+
+
 def build_model(config: ModelConfig, input_dims: Sequence[int], num_classes: int,
                 seed: int | None = None) -> RedCore:
     """Check the model config and build :class:`RedCore`."""
     from ._checks import check_choice, check_positive
 
-    check_choice(config.backbone, ("mlp", "transformer"), "model.backbone")
+    check_backbones(config, len(input_dims))
     check_choice(config.imputation, ("generator", "zero"), "model.imputation")
     check_choice(config.init, tuple(INITS), "model.init")
     check_positive(config.latent_dim, "model.latent_dim", integer=True)

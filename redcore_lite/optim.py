@@ -13,7 +13,7 @@ The learning rate is a plain attribute (``lr``) that the trainer sets once per e
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -43,7 +43,7 @@ class Adam:
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params = [p for p in params if p.requires_grad]
+        self.params: list[torch.Tensor] = [p for p in params if p.requires_grad]
         if not self.params:
             raise ValueError("params: got no trainable parameters; allowed: at least one")
         if not lr > 0:
@@ -108,9 +108,14 @@ class Adam:
             self._shared.add_(1)
         else:
             torch._foreach_add_(steps, 1)
-        torch._fused_adam_(params, [p.grad for p in params], exp_avg, exp_avg_sq, [], steps,
-                           amsgrad=False, lr=self.lr if lr is None else lr, beta1=self.betas[0],
-                           beta2=self.betas[1], weight_decay=0.0, eps=self.eps, maximize=False)
+        grads = cast("list[torch.Tensor]", [p.grad for p in params])  # ``live``: every grad is set
+        b1, b2 = self.betas
+        if lr is None:  # the float-lr overload
+            torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=self.lr,
+                               beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, maximize=False)
+        else:  # the tensor-lr overload (a CUDA graph replays it)
+            torch._fused_adam_(params, grads, exp_avg, exp_avg_sq, [], steps, amsgrad=False, lr=lr,
+                               beta1=b1, beta2=b2, weight_decay=0.0, eps=self.eps, maximize=False)
 
     def _unshare(self) -> None:
         """Give every parameter its own step count (before a step that skips some)."""

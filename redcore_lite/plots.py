@@ -39,11 +39,19 @@ def set_theme(force: bool = False) -> None:
     _THEMED = True
 
 
+def _figure_of(ax: Axes) -> Figure:
+    """The figure that holds ``ax``."""
+    fig = ax.get_figure(root=True)
+    if fig is None:
+        raise ValueError("ax: an Axes on no figure; allowed: axes made by plt.subplots or fig.add_subplot")
+    return fig
+
+
 def _canvas(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     """The figure and axes to draw on: the caller's ``ax`` or a new figure."""
     set_theme()
     if ax is not None:
-        return ax.figure, ax
+        return _figure_of(ax), ax
     fig, ax = plt.subplots(figsize=size)
     return fig, ax
 
@@ -146,11 +154,11 @@ def missing_by_class(masks: torch.Tensor | Mapping[str, torch.Tensor], labels: t
     y = np.asarray(torch.as_tensor(labels).cpu())
     num_classes = int(y.max()) + 1 if classes is None else len(classes)
     own = axes is None
-    if own:
-        fig, axes = plt.subplots(1, len(masks), figsize=(2.2 + 1.1 * len(modalities) * len(masks),
+    if axes is None:
+        _, grid = plt.subplots(1, len(masks), figsize=(2.2 + 1.1 * len(modalities) * len(masks),
                                                          0.6 + 0.28 * num_classes), squeeze=False)
-        axes = list(axes[0])
-    fig = axes[0].figure
+        axes = list(grid[0])
+    fig = _figure_of(axes[0])
     names = [str(c) for c in (classes if classes is not None else range(num_classes))]
     for i, (ax, (label, a)) in enumerate(zip(axes, masks.items())):
         missing = ~_bool_np(a)
@@ -208,7 +216,7 @@ def histograms(values: Mapping[str, torch.Tensor | np.ndarray], *, xlabel: str =
               for k, v in values.items()}
     edges = np.histogram_bin_edges(np.concatenate(list(arrays.values())), bins=bins)
     for i, (name, x) in enumerate(arrays.items()):
-        ax.hist(x, bins=edges, histtype="step", linewidth=1.8, color=f"C{i % 10}", label=name)
+        ax.hist(x, bins=edges.tolist(), histtype="step", linewidth=1.8, color=f"C{i % 10}", label=name)
     ax.set(xlabel=xlabel, ylabel="count", title=title)
     ax.legend(fontsize="small")
     return _done(fig, own)
@@ -233,8 +241,8 @@ def latent_projection(real: torch.Tensor | np.ndarray, generated: torch.Tensor |
     p_real, p_gen = pca.transform(real), pca.transform(gen)
     colours = sns.color_palette("deep", int(y.max()) + 1)
     for c in np.unique(y):
-        ax.scatter(*p_real[y == c].T, s=14, color=colours[c], alpha=0.6, label=f"class {c}")
-        ax.scatter(*p_gen[y == c].T, s=22, color=colours[c], marker="x", linewidths=1.0)
+        ax.scatter(p_real[y == c, 0], p_real[y == c, 1], s=14, color=colours[c], alpha=0.6, label=f"class {c}")
+        ax.scatter(p_gen[y == c, 0], p_gen[y == c, 1], s=22, color=colours[c], marker="x", linewidths=1.0)
     ax.scatter([], [], marker="x", color="grey", label="generated")
     ax.set(xlabel="PC 1", ylabel="PC 2", title=title or "real (dots) vs generated (crosses)")
     ax.legend(fontsize="small", ncol=2)
@@ -253,10 +261,10 @@ def advantage_dynamics(history: pd.DataFrame, modalities: Sequence[str], *,
     """
     set_theme()
     own = axes is None
-    if own:
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
-        axes = list(axes[0])
-    fig = axes[0].figure
+    if axes is None:
+        _, grid = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
+        axes = list(grid[0])
+    fig = _figure_of(axes[0])
     steps = history["step"].to_numpy() if "step" in history else np.arange(len(history))
     for ax, key in zip(axes, keys):
         for m in modalities:
@@ -289,10 +297,10 @@ def latent_collapse(runs: Mapping[str, pd.DataFrame], modalities: Sequence[str],
 
     set_theme()
     own = axes is None
-    if own:
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), squeeze=False)
-        axes = list(axes[0])
-    fig = axes[0].figure
+    if axes is None:
+        _, grid = plt.subplots(1, 3, figsize=(13, 3.4), squeeze=False)
+        axes = list(grid[0])
+    fig = _figure_of(axes[0])
     for i, (name, frame) in enumerate(runs.items()):
         x, colour = frame.index.to_numpy(), f"C{i % 10}"
         rec = frame[[f"rec_{m}" for m in modalities]].mean(axis=1)
@@ -337,7 +345,7 @@ def sweep(table: pd.DataFrame, x: str, y: str, *, unit: str | None = None, logx:
     own = ax is None
     fig, ax = _canvas(ax, (5, 3.2))
     if unit is not None:
-        for key, part in table.groupby(unit):
+        for _, part in table.groupby(unit):
             part = part.sort_values(x)
             ax.plot(part[x].to_numpy(), part[y].to_numpy(), color="grey", alpha=0.5, linewidth=1,
                     marker=".")

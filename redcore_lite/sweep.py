@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -33,8 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._files import exclusive, lock_path, read_json, readable_file
-from .checkpoint import atomic_write_text, dump_json
+from ._files import atomic_write_text, dump_json, exclusive, lock_path, read_json, readable_file
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
@@ -203,7 +202,7 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
               settings: Iterable[str] = DEFAULT_SETTINGS, seeds: int | Iterable[int] = 10,
               workers: int = 2, progress: bool = False, command: str | None = None,
               on_run: Callable[[tuple[str, str, int], int], None] | None = None,
-              wait: bool = False) -> pd.DataFrame:
+              wait: bool = False, backend: str = "local", address: str | None = None) -> pd.DataFrame:
     """Run every (variant, setting, seed) not yet in ``path``; append each run's rows as it ends.
 
     Args:
@@ -216,6 +215,10 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
             of runs finished in this call (a test can raise from it to simulate a kill).
         wait: when another sweep holds ``path``, wait for it to end (then skip the runs it
             finished) instead of raising :class:`~redcore_lite._files.LockedError`.
+        backend: ``"local"`` (this machine: ``workers`` processes) or ``"ray"`` (one Ray task per
+            run on a Ray cluster, :mod:`redcore_lite.sweep_ray`; same file, resume and table).
+        address: with ``backend="ray"``, the cluster to join (default ``RAY_ADDRESS``, else a
+            local Ray instance with ``workers`` CPUs).
     Returns:
         The whole table (sorted canonically and rewritten once every requested run is done).
     """
@@ -229,6 +232,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     if not seeds or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"seeds, workers: got {seeds}, {workers!r}; allowed: >= 1 seed, an "
                          "integer >= 1 of workers")
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend: got {backend!r}; allowed: 'local', 'ray'")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"path: {str(path)!r} is a folder; allowed: a CSV file (new, or "
@@ -243,17 +248,18 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
                          "allowed: a file in a folder you can write to") from None
     with exclusive(path, lock_path(path), "path", "sweep", wait=wait):
         return _sweep_locked(base, path, variants, settings, seeds, workers, progress, command,
-                             on_run)
+                             on_run, backend, address)
 
 
 def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[str],
                   seeds: list[int], workers: int, progress: bool, command: str | None,
-                  on_run: Callable[[tuple[str, str, int], int], None] | None) -> pd.DataFrame:
+                  on_run: Callable[[tuple[str, str, int], int], None] | None,
+                  backend: str = "local", address: str | None = None) -> pd.DataFrame:
     """:func:`run_sweep` while it holds the lock on ``path``."""
-    from . import __version__
+    from ._version import __version__
 
     manifest_path = path.with_suffix(".json")
-    manifest = {"format": FORMAT, "config": config_to_dict(base), "sessions": []}
+    manifest: dict[str, Any] = {"format": FORMAT, "config": config_to_dict(base), "sessions": []}
     if manifest_path.exists():
         old = read_json(manifest_path, "path", "the JSON manifest run_sweep writes next to the "
                         f"CSV (delete {manifest_path.name} only together with the CSV)")
@@ -277,7 +283,7 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
         done = set()
     todo = [(v, s, seed) for seed in seeds for s in settings for v in variants
             if (v, s, seed) not in done]
-    session = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
+    session: dict[str, Any] = {"command": command, "variants": variants, "settings": settings, "seeds": seeds,
                "workers": workers, "runs_done_before": len(done), "runs_todo": len(todo),
                "redcore_lite": __version__, "git": _git_version(), "torch": torch.__version__,
                "torch_threads": 1,
@@ -300,7 +306,14 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
             on_run(key, finished)
 
     try:
-        if workers == 1:
+        if backend == "ray":
+            from .sweep_ray import run_on_ray
+
+            session["backend"] = run_on_ray(_run, base, todo, record, workers, address, lambda err: WorkerDied(
+                f"path: a Ray task of the sweep on {str(path)!r} failed ({type(err).__name__}); the "
+                f"{finished} run(s) finished in this call are in the file; allowed: run the same "
+                "command again to resume (finished runs are skipped)"))
+        elif workers == 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
@@ -351,17 +364,17 @@ def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float,
     """Mean and two-sided t-interval ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)`` (NaN if n < 2)."""
     from scipy import stats  # a dependency of scikit-learn
 
-    x = np.asarray(x, dtype=float)
-    mean = float(x.mean()) if len(x) else float("nan")
-    if len(x) < 2:
+    xs = np.asarray(x, dtype=float)
+    mean = float(xs.mean()) if len(xs) else float("nan")
+    if len(xs) < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    half = float(stats.t.ppf((1 + confidence) / 2, len(xs) - 1) * xs.std(ddof=1) / np.sqrt(len(xs)))
     return mean, mean - half, mean + half
 
 
 def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
                      metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
-                     groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+                     groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
     """``baseline - variant`` per seed, for every other variant, setting, pattern and metric.
 
     A setting group (e.g. ``imbalanced``: the six permutations) adds rows that average each seed
@@ -395,7 +408,7 @@ def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
 def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
                        metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
                        confidence: float = 0.95,
-                       groups: dict[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
+                       groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
     """:func:`seed_differences` summarised per setting, variant, pattern and metric.
 
     Returns:

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ import torch
 from ._checks import check_choice, check_positive
 from ._files import exclusive, lock_path
 from .advantage import RelativeAdvantage
+from .callbacks import Callback, StepEnd, split_callbacks
 from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, check_config, config_from_dict, config_to_dict, override
@@ -31,7 +32,8 @@ from .losses import LossTerms, compute_losses
 from .masking import (MECHANISMS, check_mechanism, eval_patterns, pattern_codes, pattern_names,
                       simulating, training_mask)
 from .metrics import confusion_metrics, grouped_metrics, pattern_confusion, pattern_metrics
-from .model import PresentRows, RedCore, build_model
+from .model import PresentRows, RedCore, backbone_of, build_model, check_backbones
+from .registry import get_encoder, is_plugin
 from .optim import Adam
 
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "predict_observed",
@@ -181,6 +183,7 @@ def evaluate(model: RedCore, data: MultimodalData, batch_size: int = 1024,
     if _protocol(data, protocol) == "observed":
         return _observed_table(model, data, batch_size)
     if not data.complete:
+        assert data.mask is not None  # not complete: a mask with a False
         full = torch.nonzero(data.mask.all(1).cpu()).flatten()
         if len(full) == 0:
             return pd.DataFrame({"pattern": pd.Series(dtype=str), "n": pd.Series(dtype=int),
@@ -233,6 +236,7 @@ def latent_spread(model: RedCore, data: MultimodalData, batch_size: int = 1024) 
         spread = mu.std(dim=1, unbiased=False).mean(-1)
         post = torch.cat(sds, dim=1).mean(1) if sds else torch.full_like(spread, float("nan"))
         return torch.stack([spread, post]).cpu()
+    assert data.mask is not None  # not complete: a mask with a False
     have = data.mask.t().to(mu.device)  # [M, N]
     sd = torch.cat(sds, dim=1) if sds else None
     spread = torch.stack([mu[m, have[m]].std(dim=0, unbiased=False).mean() for m in range(len(mu))])
@@ -406,17 +410,19 @@ def _region(name: str) -> contextlib.AbstractContextManager:
 
 
 def _check_config(config: Config, splits: Splits) -> None:
-    check_choice(config.model.backbone, ("mlp", "transformer"), "model.backbone")
+    check_backbones(config.model, len(splits.modalities))
     if simulating(config.mask, splits.train.mask):
         check_mechanism(config.mask, splits.modalities, splits.num_classes, splits.train.dims)
     else:
         check_choice(config.mask.mechanism, MECHANISMS, "mask.mechanism")
-    for mod, x in splits.train.features.items():
-        want = 2 if config.model.backbone == "mlp" else 3
+    for m, (mod, x) in enumerate(splits.train.features.items()):
+        kind = backbone_of(config.model, m)
+        takes = get_encoder(kind).inputs
+        want = {"vectors": 2, "sequences": 3}.get(takes, x.dim())
         if x.dim() != want:
             shape = "vectors [N, D]" if want == 2 else "frame sequences [N, T, D]"
-            raise ValueError(f"model.backbone: got {config.model.backbone!r} but modality {mod!r} "
-                             f"has shape {tuple(x.shape)}; allowed: {config.model.backbone!r} takes "
+            raise ValueError(f"model.backbone: got {kind!r} but modality {mod!r} "
+                             f"has shape {tuple(x.shape)}; allowed: {kind!r} takes "
                              f"{shape} (use 'mlp' for vectors, 'transformer' for sequences; "
                              "for avdigits, data.sequences chooses which it gives)")
     mc = config.model
@@ -461,8 +467,8 @@ def _data_config(config: Config, splits: Splits) -> Config:
     splits came from :mod:`redcore_lite.custom_io` / :func:`~redcore_lite.custom.from_arrays`
     but the config names other data (``fit(config, data=...)``); else ``config``."""
     source = splits.train.source
-    if source.get("name") != "custom" or config.data.name == "custom":
-        return config
+    if source.get("name") != "custom" or config.data.name == "custom" or is_plugin(config.data.name):
+        return config  # (a registered dataset's loader may build its splits with from_arrays)
     return override(config, data={"name": "custom", "path": str(source.get("path", ""))})
 
 
@@ -482,7 +488,7 @@ def _comparable(config_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.PathLike | None = None,
-        resume: bool = False, callbacks: Sequence[Callable[[EpochEnd], None]] = ()) -> Result:
+        resume: bool = False, callbacks: Sequence[Callback | Callable[[EpochEnd], None]] = ()) -> Result:
     """Train RedCore, select the epoch with the best validation macro-F1, test it.
 
     Args:
@@ -491,7 +497,10 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
             beta state, RNG states, history, best weights, and the sha256 of all that); locked
             (``.NAME.lock`` next to it) while this fit runs: a second fit on it stops at once.
         resume: continue from ``checkpoint`` if it exists (bit-identical to an uninterrupted run).
-        callbacks: called with an :class:`EpochEnd` after every epoch (after the checkpoint).
+        callbacks: functions called with an :class:`EpochEnd` after every epoch (after the
+            checkpoint), and :class:`~redcore_lite.callbacks.Callback` objects (per-step hooks
+            with device tensors, per-epoch, end of fit; e.g. a TensorBoard logger). They do not
+            change the run.
     Returns:
         :class:`Result`. The caller's global RNG state is left untouched. ``Result.warnings``
         (also issued as :class:`SetupWarning` / :class:`LatentCollapseWarning`) says what was
@@ -503,6 +512,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
             an unreadable or damaged checkpoint to resume; FloatingPointError: divergence.
     """
     check_config(config)
+    step_hooks, epoch_hooks, end_hooks = split_callbacks(callbacks)
     seed = config.train.seed
     splits = data if data is not None else load_data(config.data, seed=seed)
     if not isinstance(splits, Splits):
@@ -526,8 +536,8 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
         torch.backends.cuda.matmul.allow_tf32 = config.train.tf32 and device.type == "cuda"
         with _checkpoint_lock(checkpoint), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            result = _fit(config, splits.to(device), device, checkpoint, resume, callbacks, described,
-                          setup)
+            result = _fit(config, splits.to(device), device, checkpoint, resume, epoch_hooks,
+                          described, setup, step_hooks)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
@@ -535,6 +545,8 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
                          "bf16": config.train.bf16, "compile": config.train.compile,
                          "cuda_graph": config.train.cuda_graph,
                          "tf32": config.train.tf32 and device.type == "cuda"})
+    for hook in end_hooks:
+        hook(result)
     return result
 
 
@@ -559,8 +571,8 @@ def _checkpoint_lock(checkpoint: str | os.PathLike | None) -> contextlib.Abstrac
 def _class_warnings(splits: Splits) -> list[str]:
     """A message for classes that no split has (an output unit never trained nor scored);
     classes of val/test without a training sample are an error (:meth:`Splits.validate`)."""
-    counts = sum(torch.bincount(getattr(splits, p).labels.cpu(), minlength=splits.num_classes)
-                 for p in ("train", "val", "test"))
+    counts = torch.stack([torch.bincount(getattr(splits, p).labels.cpu(), minlength=splits.num_classes)
+                          for p in ("train", "val", "test")]).sum(0)
     empty = [c for c in range(splits.num_classes) if counts[c] == 0]
     if not empty:
         return []
@@ -582,9 +594,11 @@ def _unobserved_warning(config: Config, mod: str, kind: str) -> str:
 
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
          callbacks: Sequence[Callable[[EpochEnd], None]],
-         described: dict[str, Any] | None = None, setup: Sequence[str] = ()) -> Result:
+         described: dict[str, Any] | None = None, setup: Sequence[str] = (),
+         step_hooks: Sequence[Callable[[StepEnd], None]] = ()) -> Result:
     tc, mods = config.train, splits.modalities
     num_mod, train = len(mods), splits.train
+    columns = tuple(_history_columns(mods))  # the names of a step's history row
     model = build_model(config.model, train.dims, splits.num_classes, seed=tc.seed).to(device)
     net: torch.nn.Module = model
     if D.world() > 1:
@@ -595,7 +609,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     # every new present-row count, and on torch 2.11 + an H200 inductor failed on the dynamic
     # `paper` step.)
     static_step = tc.cuda_graph or tc.compile
-    step_model = torch.compile(net, dynamic=False) if tc.compile else net
+    # torch.compile of a Module returns an OptimizedModule (a Module); its stub says Callable
+    step_model = cast(torch.nn.Module, torch.compile(net, dynamic=False)) if tc.compile else net
     optimizer = make_optimizer(model, config)
     mask_gen = torch.Generator().manual_seed(tc.seed + 1)
     batch_gen = torch.Generator().manual_seed(tc.seed + 2)
@@ -624,7 +639,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
     epoch_rows: list[dict[str, Any]] = []
-    best = {"epoch": -1, "f1": -math.inf, "state": None}
+    best: dict[str, Any] = {"epoch": -1, "f1": -math.inf, "state": None}
     start = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         st = load_checkpoint(checkpoint, map_location=device)
@@ -680,6 +695,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             if static is not None:
                 buf[s] = static(idx)
                 etas.append(adv.eta)
+                for hook in step_hooks:  # device tensors: no host sync unless a hook reads them
+                    hook(StepEnd(epoch, len(etas) - 1, buf[s], columns))
                 continue
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
@@ -689,6 +706,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
             buf[s] = terms.history_row(adv.beta, adv.ra, adv.lbar)
+            for hook in step_hooks:
+                hook(StepEnd(epoch, len(etas) - 1, buf[s], columns))
         host = buf.cpu()  # the one host copy of this epoch's history
         if not bool(torch.isfinite(host[:, 0]).all()):
             bad = int((~torch.isfinite(host[:, 0])).nonzero()[0])

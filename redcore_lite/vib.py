@@ -68,6 +68,7 @@ class _Block(nn.Module):
         """
         qkv = self.qkv(self.ln_1(x))
         if frames is not None:  # back to the padded layout for attention
+            assert shape is not None, "shape: (B, T) is required with frames"
             (b, t), d = shape, x.shape[-1]
             qkv = qkv.new_zeros(b * t, qkv.shape[-1]).index_copy(0, frames, qkv)
         else:
@@ -106,9 +107,10 @@ class TransformerBackbone(nn.Module):
         super().__init__()
         self.mask_padding = mask_padding
         self.proj = nn.Linear(input_dim, d)
-        self.blocks = nn.ModuleList(_Block(d, heads, attn_dropout, ff_dropout) for _ in range(layers))
+        blocks = [_Block(d, heads, attn_dropout, ff_dropout) for _ in range(layers)]
+        self.blocks = nn.ModuleList(blocks)
         proj_std, attn_std, fc_std = (d ** -0.5) * ((2 * layers) ** -0.5), d ** -0.5, (2 * d) ** -0.5
-        for blk in self.blocks:  # the release's initialisation
+        for blk in blocks:  # the release's initialisation
             nn.init.normal_(blk.qkv.weight, std=attn_std)
             nn.init.normal_(blk.out.weight, std=proj_std)
             nn.init.normal_(blk.fc.weight, std=fc_std)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import ipywidgets as W
 
 __all__ = ["InteractiveView", "show", "control"]
 
-ControlSpec = W.ValueWidget | tuple | list | bool
+ControlSpec: TypeAlias = "W.ValueWidget | tuple | list | bool"
 
 
 def _kernel() -> bool:

@@ -362,9 +362,11 @@ FILE_CASES = [  # id, make(tmp, trained) -> path, call(path), needles ({p} = the
     ("ckpt-truncated", lambda t, c: put(t / "t.pt", c.read_bytes()[:4000]),
      rc.load_model, ["checkpoint: '{p}' cannot be read as a checkpoint", "truncated",
                      "allowed: a complete checkpoint file"]),
-    ("ckpt-random", lambda t, c: put(t / "r.pt", np.random.default_rng(0).bytes(5000)), rc.load_model, ["checkpoint: '{p}' cannot be read as a checkpoint"]),
+    ("ckpt-random", lambda t, c: put(t / "r.pt", np.random.default_rng(0).bytes(5000)), rc.load_model,
+     ["checkpoint: '{p}' cannot be read as a checkpoint"]),
     ("ckpt-text", lambda t, c: put(t / "x.pt", "not a checkpoint\n"),
-     rc.load_model, ["checkpoint: '{p}' cannot be read as a checkpoint"]),
+     rc.load_model,
+     ["checkpoint: '{p}' cannot be read as a checkpoint"]),
     ("ckpt-flipped-byte", lambda t, c: flip_tensor_byte(c, t / "f.pt") or t / "f.pt",
      rc.load_model, ["checkpoint: '{p}' is damaged", "no longer matches the sha256",
                      "allowed: a complete checkpoint file"]),
@@ -669,11 +671,14 @@ CLI_CASES = [  # id, command, argv (formatted with t = tmp_path and the made pat
     ("evaluate-out-not-empty", "evaluate", lambda t, c: ["evaluate", c, "--out",
                                                          _earlier_results(t)],
      ["--out: '{t}/run' is not empty", "allowed: a new or empty folder, --overwrite"]),
-    ("sweep-config-binary", "sweep", lambda t, c: put(t / "b.json", bytes(range(256))) and ["sweep", "synthetic", "--config", t / "b.json", "--out", t / "s.csv"],
+    ("sweep-config-binary", "sweep", lambda t, c: put(t / "b.json", bytes(range(256)))
+     and ["sweep", "synthetic", "--config", t / "b.json", "--out", t / "s.csv"],
      ["--config: '{t}/b.json' is not UTF-8 text", "allowed: a sweep manifest"]),
-    ("sweep-config-bad-json", "sweep", lambda t, c: put(t / "j.json", "{'a': 1}") and ["sweep", "synthetic", "--config", t / "j.json", "--out", t / "s.csv"],
+    ("sweep-config-bad-json", "sweep", lambda t, c: put(t / "j.json", "{'a': 1}")
+     and ["sweep", "synthetic", "--config", t / "j.json", "--out", t / "s.csv"],
      ["--config: '{t}/j.json' is not valid JSON", "line 1, column 2", "allowed: a sweep manifest"]),
-    ("sweep-config-list", "sweep", lambda t, c: put(t / "l.json", "[1, 2]") and ["sweep", "synthetic", "--config", t / "l.json", "--out", t / "s.csv"],
+    ("sweep-config-list", "sweep", lambda t, c: put(t / "l.json", "[1, 2]")
+     and ["sweep", "synthetic", "--config", t / "l.json", "--out", t / "s.csv"],
      ["--config: '{t}/l.json' holds a JSON list, not a config", "allowed: a sweep manifest"]),
     ("sweep-config-folder", "sweep", lambda t, c: ["sweep", "synthetic", "--config", t, "--out",
                                                    t / "s.csv"],
@@ -685,7 +690,9 @@ CLI_CASES = [  # id, command, argv (formatted with t = tmp_path and the made pat
      ["settings: got ['nope']", "allowed: a non-empty list of none, balanced"]),
     ("report-missing", "report", lambda t, c: ["report", t / "no.csv"],
      ["path: '{t}/no.csv' does not exist", "allowed: a CSV written by run_sweep"]),
-    ("report-binary", "report", lambda t, c: put(t / "s.csv", b"\xff\xfe" * 40) and ["report", t / "s.csv"], ["path: '{t}/s.csv' cannot be read as a table"]),
+    ("report-binary", "report", lambda t, c: put(t / "s.csv", b"\xff\xfe" * 40)
+     and ["report", t / "s.csv"],
+     ["path: '{t}/s.csv' cannot be read as a table"]),
 ]
 
 

@@ -129,7 +129,7 @@ def lab(tmp_path_factory) -> Lab:
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab not ready in 60 s:\n{log.read_text()[-3000:]}")
+                    raise RuntimeError(f"JupyterLab not ready in 60 s:\n{log.read_text()[-3000:]}") from None
                 time.sleep(0.25)
         yield server
         server.shutdown_kernels()

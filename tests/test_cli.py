@@ -243,9 +243,10 @@ def test_parser_lists_commands_and_is_extensible(capsys):
     assert "hello" not in cli.SUBCOMMANDS and list(cli.SUBCOMMANDS)[:2] == ["train", "evaluate"]
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point():
     proc = subprocess.run([sys.executable, "-m", "redcore_lite", "--help"], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)
     assert proc.returncode == 0 and "evaluate" in proc.stdout and "train" in proc.stdout
 
 

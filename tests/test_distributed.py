@@ -13,9 +13,12 @@ import redcore_lite as rc
 from redcore_lite import distributed as D
 
 HERE = Path(__file__).parent
+# Seconds per torchrun: generous. The compiled run took 19 s idle and hit the old 240 s limit on a
+# loaded 2-core machine (two ranks compiling at once); a hang still fails, only later.
+TIMEOUT = 900
 
 
-def _torchrun(args, tmp_path, timeout=240):
+def _torchrun(args, tmp_path, timeout=TIMEOUT):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node=2", *args], cwd=tmp_path, env=env, timeout=timeout,
@@ -24,6 +27,7 @@ def _torchrun(args, tmp_path, timeout=240):
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 @pytest.mark.parametrize("mode", ["eager", "compile", "observed"])
+@pytest.mark.slow
 def test_two_ranks_share_beta(tmp_path, mode):
     """Eager, compiled (the static-shape step under DistributedDataParallel), and eager on data
     with observed holes plus a simulated mask (every rank draws the same combined mask)."""
@@ -57,6 +61,7 @@ def test_shard_and_global_rec_without_a_process_group():
     assert torch.equal(D.shard(idx), idx)
 
 
+@pytest.mark.slow
 def test_cli_under_torchrun(tmp_path):
     out = tmp_path / "run"
     proc = _torchrun(["-m", "redcore_lite", "train", "synthetic", "--preset", "smoke",

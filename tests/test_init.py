@@ -109,6 +109,7 @@ def test_bad_init_is_refused():
         rc.build_model(cfg.model, (4, 3), 2)
 
 
+@pytest.mark.slow
 def test_committed_teach_run_still_reproduces():
     """A run of the committed mfeat sweep, refitted from its manifest's config, gives the committed
     numbers (4 decimals): the change of defaults did not touch what the teach preset computes."""

@@ -90,6 +90,7 @@ def test_bad_arguments():
         opt.load_state_dict(torch_state)
 
 
+@pytest.mark.slow
 def test_fit_does_not_import_dynamo():
     """torch.optim imports torch._dynamo (about a second) on first use; a fit must not need it."""
     import subprocess
@@ -97,7 +98,8 @@ def test_fit_does_not_import_dynamo():
     code = ("import sys, redcore_lite as rc; "
             "rc.fit(rc.override(rc.preset('smoke'), train={'device': 'cpu', 'epochs_constant': 1, "
             "'epochs_decay': 0})); print('torch._dynamo' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         timeout=600)
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 

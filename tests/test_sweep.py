@@ -131,6 +131,7 @@ def test_truncated_tail_and_partial_run_are_dropped_and_redone(tmp_path, referen
     pd.testing.assert_frame_equal(table, reference)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_give_the_same_table(tmp_path, reference):
     table = sweep.run_sweep(tiny_config(3), tmp_path / "r.csv", workers=2, **GRID)
     pd.testing.assert_frame_equal(table, reference)

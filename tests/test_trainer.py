@@ -268,6 +268,7 @@ def test_bf16_autocast_is_an_opt_in_on_cpu_too(cfg3, splits3):
     assert not np.array_equal(res.history["loss"], plain.history["loss"])  # it did change the arithmetic
 
 
+@pytest.mark.slow
 def test_compiled_fit_runs_and_matches_eager_closely(cfg3, splits3, monkeypatch):
     """``train.compile``: the static-shape step (every row encoded), compiled once for the full
     batch and once for the short last batch; with the eager random streams (inductor's
