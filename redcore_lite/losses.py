@@ -14,7 +14,7 @@ from .config import LossConfig
 from .model import RedCoreOutput
 from .vib import kl_divergence
 
-__all__ = ["masked_kl", "reconstruction_loss", "LossTerms", "compute_losses"]
+__all__ = ["masked_kl", "reconstruction_loss", "complete_rows", "LossTerms", "compute_losses"]
 
 
 def masked_kl(mu: torch.Tensor, logvar: torch.Tensor, avail: torch.Tensor, weight: float) -> torch.Tensor:
@@ -74,8 +74,15 @@ def _weighted(w: float, x: torch.Tensor) -> torch.Tensor:
 BetaSource = torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def complete_rows(avail: torch.Tensor) -> torch.Tensor:
+    """``avail`` restricted to the complete rows (every modality present): ``[B, M]`` bool. The
+    peer-matched signal of advantage mode "matched" is Rec on these rows."""
+    a = avail.bool()
+    return a & a.all(1, keepdim=True)
+
+
 def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, beta: BetaSource,
-                   config: LossConfig) -> LossTerms:
+                   config: LossConfig, peers: str = "any") -> LossTerms:
     """The full lower-level loss.
 
     Args:
@@ -83,7 +90,12 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
         beta: ``[M]`` weights, or a function ``(rec, observed) -> beta`` called once the
             reconstruction losses are known (the trainer passes the upper-level step here, so the
             loss uses the freshly updated beta, as the release does).
+        peers: what the function ``beta`` is given: ``"any"`` (Rec over every row that has the
+            modality, the loss's own Rec; RedCore) or ``"all"`` (Rec over the complete rows only,
+            :func:`complete_rows`; advantage mode "matched"). The loss always uses the first.
     """
+    if peers not in ("any", "all"):
+        raise ValueError(f"peers: got {peers!r}; allowed: 'any' or 'all'")
     num_mod = out.z.shape[0]
     ce_fused = F.cross_entropy(out.logits.float(), y)
     if out.unimodal_logits is not None:
@@ -98,7 +110,11 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
         kl = ce_fused.new_zeros(num_mod)
     rec, observed = reconstruction_loss(out.generated.float(), out.z.float(), avail)
     if callable(beta):
-        beta = beta(rec, observed)
+        if peers == "all":
+            beta = beta(*reconstruction_loss(out.generated.float().detach(), out.z.float().detach(),
+                                             complete_rows(avail)))
+        else:
+            beta = beta(rec, observed)
     total = (_weighted(config.w_fused, ce_fused) + _weighted(config.w_unimodal, ce_uni.sum())
              + kl.sum() + _weighted(config.w_rec, (beta * rec).sum()))
     return LossTerms(total, ce_fused, ce_uni, kl, rec, observed)

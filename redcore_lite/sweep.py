@@ -57,6 +57,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (s
     "no_heads": {"model": {"unimodal_heads": False}},  # no per-modality classifiers
     "complete": {"train": {"complete_only": True}},  # train on complete samples only
     "redraw": {"mask": {"redraw_each_epoch": True}},  # release protocol: masks move every epoch
+    "matched": {"advantage": {"mode": "matched"}},  # peer-matched RA: Rec on complete rows only
 }
 _PERMS = {"imb_258": (0.2, 0.5, 0.8), "imb_285": (0.2, 0.8, 0.5), "imb_528": (0.5, 0.2, 0.8),
           "imb_582": (0.5, 0.8, 0.2), "imb_825": (0.8, 0.2, 0.5), "imb_852": (0.8, 0.5, 0.2)}

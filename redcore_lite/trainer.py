@@ -27,7 +27,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 from .data import MultimodalData, Splits, load_data
 from .graphs import StaticStep
-from .losses import LossTerms, compute_losses
+from .losses import LossTerms, complete_rows, compute_losses
 from .masking import (MECHANISMS, check_mechanism, eval_patterns, pattern_codes, pattern_names,
                       simulating, training_mask)
 from .metrics import confusion_metrics, grouped_metrics, pattern_confusion, pattern_metrics
@@ -381,7 +381,8 @@ def train_step(model: torch.nn.Module, optimizer: Adam, adv: RelativeAdvantage,
                                                       enabled=tc.bf16):
         out = model(xs, lens, avail, present)
     with _region("redcore::loss"):
-        terms = compute_losses(out, y, avail, beta_fn or adv.step, config.loss)
+        terms = compute_losses(out, y, avail, beta_fn or adv.step, config.loss,
+                               "all" if config.advantage.mode == "matched" else "any")
     optimizer.zero_grad()
     with _region("redcore::backward"):
         terms.total.backward()
@@ -684,7 +685,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
             beta_fn = adv.step if D.world() == 1 else (
-                lambda rec, obs, a=avail: adv.step(*D.global_rec(rec, a)))
+                lambda rec, obs, a=(complete_rows(avail) if config.advantage.mode == "matched"
+                                    else avail): adv.step(*D.global_rec(rec, a)))
             terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
