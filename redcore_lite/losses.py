@@ -29,8 +29,8 @@ def masked_kl(mu: torch.Tensor, logvar: torch.Tensor, avail: torch.Tensor, weigh
     return weight * (kl * avail.t().to(kl.dtype)).sum(1) / kl.shape[1]
 
 
-def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.Tensor,
+                        rows: bool = False) -> tuple[torch.Tensor, ...]:
     """Rec_m = sum over present samples of ||g_m - z_m||^2 / n_m; n_m = 0 is "no observation".
 
     The target z is not detached (release behaviour). A modality absent from the whole batch gets
@@ -38,13 +38,17 @@ def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.T
 
     Args:
         generated, z: ``[M, B, d]``; avail: ``[B, M]``.
+        rows: also return each row's term ``||g_m - z_m||^2`` (0 where m is absent), ``[M, B]``
+            (what :mod:`redcore_lite.diagnostics` sums per availability pattern).
     Returns:
-        rec ``[M]`` and observed ``[M]`` bool.
+        rec ``[M]`` and observed ``[M]`` bool (and the rows' terms).
     """
     a = avail.t().to(z.dtype)  # [M, B]
     sq = (generated - z).pow(2).sum(-1)  # [M, B]
     n = a.sum(1)
-    return (sq * a).sum(1) / n.clamp(min=1.0), n > 0
+    per_row = sq * a
+    rec = per_row.sum(1) / n.clamp(min=1.0)
+    return (rec, n > 0, per_row) if rows else (rec, n > 0)
 
 
 @dataclass
@@ -57,6 +61,8 @@ class LossTerms:
     kl: torch.Tensor  # [M] (zeros without VIB)
     rec: torch.Tensor  # [M]
     observed: torch.Tensor  # [M] bool
+    rows: torch.Tensor | None = None  # [M, B] each row's detached ||g_m - z_m||^2 (0 where absent)
+    grad_norm: torch.Tensor | None = None  # [M] encoder gradient norms (set by trainer.train_step)
 
     def history_row(self, *state: torch.Tensor) -> torch.Tensor:
         """One row of the training history, on the device: loss, fused CE, then per modality
@@ -108,7 +114,7 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
         kl = masked_kl(out.mu.float(), out.logvar.float(), avail, config.kl_weight)
     else:
         kl = ce_fused.new_zeros(num_mod)
-    rec, observed = reconstruction_loss(out.generated.float(), out.z.float(), avail)
+    rec, observed, per_row = reconstruction_loss(out.generated.float(), out.z.float(), avail, True)
     if callable(beta):
         if peers == "all":
             beta = beta(*reconstruction_loss(out.generated.float().detach(), out.z.float().detach(),
@@ -117,4 +123,4 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
             beta = beta(rec, observed)
     total = (_weighted(config.w_fused, ce_fused) + _weighted(config.w_unimodal, ce_uni.sum())
              + kl.sum() + _weighted(config.w_rec, (beta * rec).sum()))
-    return LossTerms(total, ce_fused, ce_uni, kl, rec, observed)
+    return LossTerms(total, ce_fused, ce_uni, kl, rec, observed, per_row.detach())
