@@ -262,7 +262,8 @@ def advantage_dynamics(history: pd.DataFrame, modalities: Sequence[str], *,
         for m in modalities:
             values = history[f"{key}_{m}"].astype(float).rolling(smooth, min_periods=1).mean()
             ax.plot(steps, values.to_numpy(), label=m, linewidth=1.2)
-        ax.set(xlabel="training step", title=_LABELS.get(key, key))
+        ax.set(xlabel="training step", ylabel=key + (" (log)" if key == "lbar" else ""),
+               title=_LABELS.get(key, key))
         if key == "lbar":
             ax.set_yscale("log")
         if key == "ra":
