@@ -471,7 +471,7 @@ def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
                                       "wins", "distinguishable", "p"])
     kind = out["pattern"].where(out["pattern"].isin(["overall", WORST]), "pattern")
     out["p_holm"] = np.nan
-    for _, idx in out.groupby([out["metric"], kind]).groups.items():
+    for idx in out.groupby([out["metric"], kind]).groups.values():
         out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"].to_numpy())
     out["holm"] = out["p_holm"] < 1 - confidence
     return out
@@ -513,8 +513,8 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
              + "Without the correction about "
              f"{1 - confidence:.0%} of truly null comparisons exclude 0 by chance.",
              "", "## Overall (every test pattern pooled)", "",
-             f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
-             f"ΔWA [{pct} CI] | wins WA | worst pattern: {baseline} F1 | ΔF1 worst [{pct} CI] |",
+             (f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
+              f"ΔWA [{pct} CI] | wins WA | worst pattern: {baseline} F1 | ΔF1 worst [{pct} CI] |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     ov = diffs[diffs["pattern"] == "overall"].set_index(["setting", "variant", "metric"])
     wo = diffs[diffs["pattern"] == WORST].set_index(["setting", "variant", "metric"])
@@ -539,8 +539,8 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
                      f"{held or 'none'}")
     f1 = diffs[diffs["metric"] == "f1"]
     pats = list(dict.fromkeys(f1["pattern"]))
-    lines += ["", "## Per test pattern (ΔF1; `*` = distinguishable from zero, `†` = after Holm; "
-              "`worst`: each run's lowest per-pattern F1)", "",
+    lines += ["", ("## Per test pattern (ΔF1; `*` = distinguishable from zero, `†` = after Holm; "
+                   "`worst`: each run's lowest per-pattern F1)"), "",
               "| setting | variant | " + " | ".join(pats) + " |", "|---|---|" + "---|" * len(pats)]
     cells = f1.assign(cell=[f"{r['diff']:+.3f}{_mark(r)}" for _, r in f1.iterrows()])
     wide = cells.pivot(index=["setting", "variant"], columns="pattern", values="cell")

@@ -26,8 +26,8 @@ from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 from .data import MultimodalData, Splits, load_data
-from .graphs import StaticStep
 from .diagnostics import accumulate_strata, encoder_grad_norms, strata_buffer, strata_frame
+from .graphs import StaticStep
 from .losses import LossTerms, complete_rows, compute_losses
 from .masking import (MECHANISMS, check_mechanism, eval_patterns, pattern_codes, pattern_names,
                       simulating, training_mask)
@@ -64,7 +64,8 @@ class Result:
     model: RedCore
     train_mask: torch.Tensor  # [N_train, M] bool, the mask of the last epoch (observed & simulated)
     # extra["data"]: the data's description (Splits.describe()); extra["mask"]: which kind of
-    # training mask the run used (mask_kind) and its mechanism
+    # training mask the run used (mask_kind) and its mechanism; extra["rec_strata"]: Rec by
+    # availability pattern and epoch (redcore_lite.diagnostics.strata_frame)
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what the run found wrong (latent collapse)
     observed_mask: torch.Tensor | None = None  # [N_train, M] bool, the data's own holes (or None)
@@ -690,9 +691,10 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                 continue
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
-            beta_fn = adv.step if D.world() == 1 else (
-                lambda rec, obs, a=(complete_rows(avail) if config.advantage.mode == "matched"
-                                    else avail): adv.step(*D.global_rec(rec, a)))
+            beta_fn = adv.step
+            if D.world() > 1:  # every rank's Rec and n_m (mode "matched": of the complete rows)
+                rows = complete_rows(avail) if config.advantage.mode == "matched" else avail
+                beta_fn = lambda rec, obs, a=rows: adv.step(*D.global_rec(rec, a))
             terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)

@@ -11,7 +11,7 @@ from redcore_lite.model import RedCoreOutput
 
 
 def _out(gen: torch.Tensor, z: torch.Tensor) -> RedCoreOutput:
-    m, b, d = z.shape
+    b = z.shape[1]
     return RedCoreOutput(logits=torch.zeros(b, 2), unimodal_logits=None, z=z, mu=z, logvar=None,
                          generated=gen, imputed=z)
 
