@@ -81,3 +81,12 @@ def test_matched_fit_differs_from_ra_only_in_beta_signal():
     # ... but the EMAs follow different signals
     cols = [c for c in r_ra.history.columns if c.startswith("lbar_")]
     assert not r_ra.history[cols].equals(r_m.history[cols])
+
+
+def test_sweep_variant_matched_switches_only_the_mode():
+    base = rc.preset("smoke")
+    a = rc.sweep.run_config(base, "redcore", "imb_258", 0)
+    b = rc.sweep.run_config(base, "matched", "imb_258", 0)
+    assert (a.advantage.mode, b.advantage.mode) == ("ra", "matched")
+    assert (a.data, a.mask, a.model, a.loss, a.train) == (b.data, b.mask, b.model, b.loss, b.train)
+    assert list(rc.sweep.VARIANTS)[-1] == "matched"  # appended: the committed variants keep their order
