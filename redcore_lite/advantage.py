@@ -3,6 +3,19 @@
 Every iteration: EMA of each observed modality's reconstruction loss, RA from the EMAs, eta growth
 every ``growth_every`` iterations, and every ``interval`` iterations a clamp-then-rescale step
 ``beta <- normalise(max(beta - eta * RA, floor))``. Nothing here reads a value back to the host.
+
+Mode ``"matched"`` (peer-matched RA) is mode ``"ra"`` fed a different signal: the EMA follows each
+modality's reconstruction loss on the batch's *complete* rows only (the rows where every peer of
+every modality is present), instead of on all rows that have the modality. Why: ``Rec_m`` is
+averaged over the rows that have m, and m's generator is fed by m's peers, whose availability
+differs by modality (under missing rates (0.2, 0.5, 0.8) a row with A has on average 0.7 present
+peers, one with L 1.3), and a generator with no peer present reconstructs several times worse.
+Plain RA therefore ranks modalities by how often their peers are present, not by how well they
+are reconstructed (``notebooks/03_relative_advantage.ipynb`` measures this with
+:func:`redcore_lite.diagnostics.rec_strata`). On complete rows every modality is reconstructed
+from the same rows with all its peers, so the comparison is like with like; the price is fewer
+rows (a batch without a complete row leaves the EMA unchanged, as an unobserved modality does).
+:func:`redcore_lite.losses.compute_losses` computes the signal (``peers="all"``).
 """
 from __future__ import annotations
 
@@ -15,7 +28,10 @@ import torch
 from ._checks import check_choice, check_positive, check_rates
 from .config import AdvantageConfig
 
-__all__ = ["ema_update", "relative_advantage", "beta_step", "initial_beta", "RelativeAdvantage"]
+MODES = ("ra", "fixed", "uniform", "inverse", "matched")  # advantage.mode; "matched": module doc
+ADAPTIVE = ("ra", "matched")  # the modes whose beta moves
+
+__all__ = ["MODES", "ADAPTIVE", "ema_update", "relative_advantage", "beta_step", "initial_beta", "RelativeAdvantage"]
 
 
 def ema_update(lbar: torch.Tensor, rec: torch.Tensor, observed: torch.Tensor, rho: float) -> torch.Tensor:
@@ -56,10 +72,10 @@ def beta_step(beta: torch.Tensor, ra: torch.Tensor, eta: float | torch.Tensor, f
 
 
 def initial_beta(mode: str, num_modalities: int, rates: Sequence[float] | None = None) -> torch.Tensor:
-    """beta at t = 0: ones ("ra", "fixed"), 1/sqrt(M) ("uniform"), ∝ 1/(1 - r_m) with unit norm
-    ("inverse"; needs ``rates``, a rate of 1 counts as 1 - 1e-3)."""
-    check_choice(mode, ("ra", "fixed", "uniform", "inverse"), "advantage.mode")
-    if mode in ("ra", "fixed"):
+    """beta at t = 0: ones ("ra", "matched", "fixed"), 1/sqrt(M) ("uniform"), ∝ 1/(1 - r_m) with
+    unit norm ("inverse"; needs ``rates``, a rate of 1 counts as 1 - 1e-3)."""
+    check_choice(mode, MODES, "advantage.mode")
+    if mode in ("ra", "matched", "fixed"):
         return torch.ones(num_modalities)
     if mode == "uniform":
         return torch.full((num_modalities,), 1.0 / math.sqrt(num_modalities))
@@ -94,7 +110,7 @@ class RelativeAdvantage:
             if not bool(self.active.any()):
                 raise ValueError("active: got no observed modality; allowed: at least one")
             beta = torch.where(self.active, self.beta, 0.0)
-            self.beta = beta if config.mode in ("ra", "fixed") else beta / beta.norm()
+            self.beta = beta if config.mode in ("ra", "matched", "fixed") else beta / beta.norm()
         self.lbar = torch.zeros(num_modalities, device=device)
         self.ra = torch.zeros(num_modalities, device=device)
         self.eta = float(config.eta)
@@ -116,12 +132,12 @@ class RelativeAdvantage:
 
     def schedule(self) -> bool:
         """The host's part of a step: grow eta on its schedule, count the step, and say whether
-        beta moves at this step (mode "ra", every ``interval`` steps). :meth:`step` calls it; a
+        beta moves at this step (modes "ra" and "matched", every ``interval`` steps). :meth:`step` calls it; a
         CUDA graph step (:mod:`redcore_lite.graphs`) calls it before replaying the device part."""
         c = self.config
         if self.t % c.growth_every == 0:
             self.eta *= c.growth
-        moves = c.mode == "ra" and self.t % c.interval == 0
+        moves = c.mode in ADAPTIVE and self.t % c.interval == 0
         self.t += 1
         return moves
 

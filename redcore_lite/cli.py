@@ -237,8 +237,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "mcar (default), class, score, menu (their settings: --set mask.FIELD=...)")
     p.add_argument("--eval-complete", action="store_true", help="train.eval_complete: with holes "
                    "in val/test, also score their complete rows under every pattern")
-    p.add_argument("--mode", choices=("ra", "fixed", "uniform", "inverse"),
-                   help="advantage.mode: ra (RedCore), fixed (no RA), uniform, inverse")
+    p.add_argument("--mode", choices=("ra", "fixed", "uniform", "inverse", "matched"),
+                   help="advantage.mode: ra (RedCore), fixed (no RA), uniform, inverse, matched "
+                        "(peer-matched RA)")
     p.add_argument("--backbone", choices=("mlp", "transformer"),
                    help="encoder backbone (default: transformer for frame sequences, else the "
                    "preset's)")

@@ -32,7 +32,7 @@ from . import distributed as D
 from .advantage import RelativeAdvantage
 from .config import Config
 from .data import MultimodalData
-from .losses import compute_losses
+from .losses import complete_rows, compute_losses
 from .optim import Adam
 
 __all__ = ["StaticStep"]
@@ -88,10 +88,11 @@ class StaticStep:
 
         def beta(rec: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
             if D.world() > 1:  # under torchrun (compiled, no graph): every rank's Rec and n_m
-                rec, observed = D.global_rec(rec, avail)
+                rec, observed = D.global_rec(rec, complete_rows(avail) if matched else avail)
             return adv.step_inplace(rec, observed, self.eta, self.moves)
 
-        terms = compute_losses(out, y, avail, beta, self.config.loss)
+        matched = self.config.advantage.mode == "matched"
+        terms = compute_losses(out, y, avail, beta, self.config.loss, "all" if matched else "any")
         self.optimizer.zero_grad()
         terms.total.backward()
         self.clip()

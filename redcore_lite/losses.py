@@ -14,7 +14,7 @@ from .config import LossConfig
 from .model import RedCoreOutput
 from .vib import kl_divergence
 
-__all__ = ["masked_kl", "reconstruction_loss", "LossTerms", "compute_losses"]
+__all__ = ["masked_kl", "reconstruction_loss", "complete_rows", "LossTerms", "compute_losses"]
 
 
 def masked_kl(mu: torch.Tensor, logvar: torch.Tensor, avail: torch.Tensor, weight: float) -> torch.Tensor:
@@ -29,8 +29,8 @@ def masked_kl(mu: torch.Tensor, logvar: torch.Tensor, avail: torch.Tensor, weigh
     return weight * (kl * avail.t().to(kl.dtype)).sum(1) / kl.shape[1]
 
 
-def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.Tensor,
+                        rows: bool = False) -> tuple[torch.Tensor, ...]:
     """Rec_m = sum over present samples of ||g_m - z_m||^2 / n_m; n_m = 0 is "no observation".
 
     The target z is not detached (release behaviour). A modality absent from the whole batch gets
@@ -38,13 +38,17 @@ def reconstruction_loss(generated: torch.Tensor, z: torch.Tensor, avail: torch.T
 
     Args:
         generated, z: ``[M, B, d]``; avail: ``[B, M]``.
+        rows: also return each row's term ``||g_m - z_m||^2`` (0 where m is absent), ``[M, B]``
+            (what :mod:`redcore_lite.diagnostics` sums per availability pattern).
     Returns:
-        rec ``[M]`` and observed ``[M]`` bool.
+        rec ``[M]`` and observed ``[M]`` bool (and the rows' terms).
     """
     a = avail.t().to(z.dtype)  # [M, B]
     sq = (generated - z).pow(2).sum(-1)  # [M, B]
     n = a.sum(1)
-    return (sq * a).sum(1) / n.clamp(min=1.0), n > 0
+    per_row = sq * a
+    rec = per_row.sum(1) / n.clamp(min=1.0)
+    return (rec, n > 0, per_row) if rows else (rec, n > 0)
 
 
 @dataclass
@@ -57,6 +61,8 @@ class LossTerms:
     kl: torch.Tensor  # [M] (zeros without VIB)
     rec: torch.Tensor  # [M]
     observed: torch.Tensor  # [M] bool
+    rows: torch.Tensor | None = None  # [M, B] each row's detached ||g_m - z_m||^2 (0 where absent)
+    grad_norm: torch.Tensor | None = None  # [M] encoder gradient norms (set by trainer.train_step)
 
     def history_row(self, *state: torch.Tensor) -> torch.Tensor:
         """One row of the training history, on the device: loss, fused CE, then per modality
@@ -74,8 +80,15 @@ def _weighted(w: float, x: torch.Tensor) -> torch.Tensor:
 BetaSource = torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def complete_rows(avail: torch.Tensor) -> torch.Tensor:
+    """``avail`` restricted to the complete rows (every modality present): ``[B, M]`` bool. The
+    peer-matched signal of advantage mode "matched" is Rec on these rows."""
+    a = avail.bool()
+    return a & a.all(1, keepdim=True)
+
+
 def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, beta: BetaSource,
-                   config: LossConfig) -> LossTerms:
+                   config: LossConfig, peers: str = "any") -> LossTerms:
     """The full lower-level loss.
 
     Args:
@@ -83,7 +96,12 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
         beta: ``[M]`` weights, or a function ``(rec, observed) -> beta`` called once the
             reconstruction losses are known (the trainer passes the upper-level step here, so the
             loss uses the freshly updated beta, as the release does).
+        peers: what the function ``beta`` is given: ``"any"`` (Rec over every row that has the
+            modality, the loss's own Rec; RedCore) or ``"all"`` (Rec over the complete rows only,
+            :func:`complete_rows`; advantage mode "matched"). The loss always uses the first.
     """
+    if peers not in ("any", "all"):
+        raise ValueError(f"peers: got {peers!r}; allowed: 'any' or 'all'")
     num_mod = out.z.shape[0]
     ce_fused = F.cross_entropy(out.logits.float(), y)
     if out.unimodal_logits is not None:
@@ -96,9 +114,13 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
         kl = masked_kl(out.mu.float(), out.logvar.float(), avail, config.kl_weight)
     else:
         kl = ce_fused.new_zeros(num_mod)
-    rec, observed = reconstruction_loss(out.generated.float(), out.z.float(), avail)
+    rec, observed, per_row = reconstruction_loss(out.generated.float(), out.z.float(), avail, True)
     if callable(beta):
-        beta = beta(rec, observed)
+        if peers == "all":
+            beta = beta(*reconstruction_loss(out.generated.float().detach(), out.z.float().detach(),
+                                             complete_rows(avail)))
+        else:
+            beta = beta(rec, observed)
     total = (_weighted(config.w_fused, ce_fused) + _weighted(config.w_unimodal, ce_uni.sum())
              + kl.sum() + _weighted(config.w_rec, (beta * rec).sum()))
-    return LossTerms(total, ce_fused, ce_uni, kl, rec, observed)
+    return LossTerms(total, ce_fused, ce_uni, kl, rec, observed, per_row.detach())

@@ -21,7 +21,7 @@ from .masking import pattern_counts
 
 __all__ = ["set_theme", "mask_heatmap", "availability_bars", "pattern_histogram", "mask_overview",
            "lines", "histograms", "latent_projection", "advantage_dynamics", "pattern_bars", "sweep",
-           "latent_collapse", "missing_by_class"]
+           "latent_collapse", "missing_by_class", "rec_by_peers", "grad_norms", "pattern_equity"]
 
 _THEMED = False
 _LABELS = {"beta": "β (weight of Rec_m)", "ra": "relative advantage RA_m",
@@ -270,7 +270,8 @@ def advantage_dynamics(history: pd.DataFrame, modalities: Sequence[str], *,
         for m in modalities:
             values = history[f"{key}_{m}"].astype(float).rolling(smooth, min_periods=1).mean()
             ax.plot(steps, values.to_numpy(), label=m, linewidth=1.2)
-        ax.set(xlabel="training step", title=_LABELS.get(key, key))
+        ax.set(xlabel="training step", ylabel=key + (" (log)" if key == "lbar" else ""),
+               title=_LABELS.get(key, key))
         if key == "lbar":
             ax.set_yscale("log")
         if key == "ra":
@@ -357,3 +358,94 @@ def sweep(table: pd.DataFrame, x: str, y: str, *, unit: str | None = None, logx:
     ax.set(xlabel=x, ylabel=y)
     ax.legend(fontsize="small")
     return _done(fig, own)
+
+
+# --- diagnostics (redcore_lite.diagnostics): Rec by peer stratum, gradient imbalance, equity -----
+
+def rec_by_peers(result: object, *, by: str = "peers", epochs: Sequence[int] | slice | None = None,
+                 ax: Axes | None = None) -> Figure:
+    """Rec_m per stratum of present peers: one group of bars per modality, coloured by the number
+    of present peers, labelled with the stratum and its share of m's training rows; a black bar
+    across each group is the modality's overall Rec_m (the row-weighted mean of its bars).
+    ``result``: a ``Result`` or its ``extra["rec_strata"]``; ``by`` and ``epochs`` as in
+    :func:`redcore_lite.diagnostics.rec_strata`."""
+    from .diagnostics import rec_strata
+    table = rec_strata(result, by, epochs)
+    table["k"] = table["num_peers"] if by != "any_peer" else (table["any_peer"] == "some").astype(int)
+    own = ax is None
+    fig, ax = _canvas(ax, (8, 3.4))
+    mods = list(dict.fromkeys(table["modality"]))
+    for i, m in enumerate(mods):
+        part = table[table["modality"] == m].sort_values(["k", by])
+        width = 0.8 / len(part)
+        xs = i - 0.4 + width * (np.arange(len(part)) + 0.5)
+        ax.bar(xs, part["rec"].to_numpy(), width=width * 0.92,
+               color=[f"C{int(k)}" for k in part["k"]], edgecolor="white")
+        for x, (_, row) in zip(xs, part.iterrows()):
+            ax.annotate(f"{row[by]}\n{row['share']:.0%}", (x, row["rec"]), ha="center", va="bottom",
+                        fontsize="x-small", xytext=(0, 1), textcoords="offset points")
+        overall = float((part["rec"] * part["n"]).sum() / part["n"].sum())
+        ax.plot([i - 0.42, i + 0.42], [overall, overall], color="black", linewidth=2,
+                label="overall Rec_m" if i == 0 else None)
+    for k in sorted(table["k"].unique()):
+        ax.bar([np.nan], [np.nan], color=f"C{int(k)}",
+               label={0: "no peer present", 1: "1 peer" if by != "any_peer" else "some peer"}.get(
+                   int(k), f"{int(k)} peers"))
+    ax.set_xticks(range(len(mods)), mods)
+    ax.set(yscale="log", xlabel="modality m", ylabel="Rec_m on the stratum (log)",
+           title=f"reconstruction loss by {by.replace('_', ' ')} (train; label: stratum, share of m's rows)")
+    ax.margins(y=0.25)
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1), loc="upper left")
+    return _done(fig, own)
+
+
+def grad_norms(result: object, *, ax: Axes | None = None) -> Figure:
+    """Each modality's mean encoder gradient norm per epoch (before clipping; log scale), and
+    the max / min ratio on a second axis."""
+    from .diagnostics import grad_imbalance
+    g = grad_imbalance(result)
+    own = ax is None
+    fig, ax = _canvas(ax, (8, 3.2))
+    for m in g.columns[:-1]:
+        ax.plot(g.index.to_numpy(), g[m].to_numpy(), marker=".", label=m)
+    ax.set(yscale="log", xlabel="epoch", ylabel="encoder grad norm (log)",
+           title="per-modality gradient norms (train)")
+    twin = ax.twinx()
+    twin.plot(g.index.to_numpy(), g["ratio"].to_numpy(), color="black", linestyle=":",
+              label="max / min")
+    twin.set(ylabel="max / min ratio")
+    twin.grid(False)
+    lines_, labels_ = ax.get_legend_handles_labels()
+    l2, lb2 = twin.get_legend_handles_labels()
+    ax.legend(lines_ + l2, labels_ + lb2, fontsize="small", bbox_to_anchor=(1.12, 1), loc="upper left")
+    return _done(fig, own)
+
+
+def pattern_equity(tables: Mapping[str, pd.DataFrame], modalities: Sequence[str], metric: str = "f1",
+                   *, axes: Sequence[Axes] | None = None) -> Figure:
+    """Left: the per-pattern score of each run (one line per run, patterns on x; the y axis fits
+    the data). Right: each modality's marginal contribution
+    (:func:`redcore_lite.diagnostics.marginal_contributions`) per run."""
+    from .diagnostics import marginal_contributions
+    own = axes is None
+    if own:
+        set_theme()
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
+    else:
+        fig = axes[0].figure
+    marg = []
+    for i, (name, t) in enumerate(tables.items()):
+        rows = t[t["pattern"] != "overall"]
+        axes[0].plot(rows["pattern"].to_numpy(), rows[metric].to_numpy(), marker="o", label=name,
+                     color=f"C{i}")
+        marg.append(marginal_contributions(t, modalities, metric).rename(name))
+    axes[0].set(xlabel="test availability pattern", ylabel=metric, title=f"{metric} per pattern")
+    axes[0].legend(fontsize="small")
+    frame = pd.concat(marg, axis=1)
+    frame.plot.bar(ax=axes[1], rot=0, legend=False)
+    axes[1].axhline(0, color="black", linewidth=0.8)
+    axes[1].set(xlabel="modality", ylabel=f"mean gain in {metric}", title="marginal contribution")
+    if own:
+        fig.tight_layout()
+        plt.close(fig)
+    return fig

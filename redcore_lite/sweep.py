@@ -37,7 +37,8 @@ from ._files import atomic_write_text, dump_json, exclusive, lock_path, read_jso
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
-           "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences",
+           "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences", "WORST",
+           "with_worst", "holm", "paired_p",
            "paired_differences", "report", "WorkerDied"]
 
 
@@ -56,6 +57,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (s
     "no_heads": {"model": {"unimodal_heads": False}},  # no per-modality classifiers
     "complete": {"train": {"complete_only": True}},  # train on complete samples only
     "redraw": {"mask": {"redraw_each_epoch": True}},  # release protocol: masks move every epoch
+    "matched": {"advantage": {"mode": "matched"}},  # peer-matched RA: Rec on complete rows only
 }
 _PERMS = {"imb_258": (0.2, 0.5, 0.8), "imb_285": (0.2, 0.8, 0.5), "imb_528": (0.5, 0.2, 0.8),
           "imb_582": (0.5, 0.8, 0.2), "imb_825": (0.8, 0.2, 0.5), "imb_852": (0.8, 0.5, 0.2)}
@@ -372,18 +374,66 @@ def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float,
     return mean, mean - half, mean + half
 
 
+WORST = "worst"  # the pseudo-pattern of the lowest per-pattern score of a run (seed_differences)
+
+
+def with_worst(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` plus, per run, split and metric, a row of pattern ``"worst"``: the lowest value
+    over its test availability patterns (``overall`` excluded). A table without per-pattern rows
+    is returned as it is."""
+    per = table[(table["pattern"] != "overall") & (table["pattern"] != WORST)]
+    if per.empty:
+        return table
+    keys = [c for c in table.columns if c not in ("pattern", "value")]
+    worst = per.groupby(keys, sort=False, dropna=False)["value"].min().reset_index()
+    return pd.concat([table, worst.assign(pattern=WORST)[table.columns]], ignore_index=True)
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values: the i-th smallest becomes
+    ``max_{j <= i} min(1, (m - j + 1) p_(j))`` (1-based j); NaN p-values are left out of the
+    family and stay NaN. Rejecting where the adjusted value is below alpha controls the
+    family-wise error rate at alpha."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if len(ok) == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adj)
+    return out
+
+
+def paired_p(x: Sequence[float]) -> float:
+    """Two-sided p-value of the paired t-test of mean 0 (NaN if n < 2; with SD 0: 1 if the mean
+    is 0, else 0). It is below 1 - c exactly when :func:`mean_ci`'s c-interval excludes 0."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float("nan")
+    sd = x.std(ddof=1)
+    if sd == 0:
+        return 1.0 if x.mean() == 0 else 0.0
+    t = x.mean() / (sd / np.sqrt(len(x)))
+    return float(2 * stats.t.sf(abs(t), len(x) - 1))
+
+
 def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
                      metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
                      groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
     """``baseline - variant`` per seed, for every other variant, setting, pattern and metric.
 
     A setting group (e.g. ``imbalanced``: the six permutations) adds rows that average each seed
-    over the group's settings, where every one of them is present.
+    over the group's settings, where every one of them is present. Pattern ``"worst"``
+    (:func:`with_worst`): each run's lowest per-pattern score.
     Returns:
         Columns ``setting, seed, pattern, metric, baseline, value, variant, diff`` (``value``: the
         variant's metric; ``diff`` > 0: the baseline is better).
     """
-    t = table[(table["split"] == split) & table["metric"].isin(metrics)]
+    t = with_worst(table[(table["split"] == split) & table["metric"].isin(metrics)])
     if baseline not in set(t["variant"]):
         raise ValueError(f"baseline: got {baseline!r}; allowed: a variant in the table "
                          f"{sorted(set(t['variant']))}")
@@ -414,8 +464,11 @@ def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
     Returns:
         One row each with ``n`` (paired seeds), ``baseline_mean``, ``variant_mean``, ``diff``
         (mean of ``baseline - variant``), ``ci_low``, ``ci_high`` (t-interval, :func:`mean_ci`),
-        ``wins`` (fraction of seeds where the baseline is better, ties count 1/2) and
-        ``distinguishable`` (the interval excludes 0).
+        ``wins`` (fraction of seeds where the baseline is better, ties count 1/2),
+        ``distinguishable`` (the interval excludes 0), ``p`` (paired t-test, :func:`paired_p`),
+        ``p_holm`` (:func:`holm` over the family of the rows with the same metric and the same
+        kind of pattern: ``overall``, ``worst``, or the single patterns) and ``holm``
+        (``p_holm < 1 - confidence``: distinguishable after the correction).
     """
     d = seed_differences(table, baseline, metrics, split, groups)
     rows = []
@@ -425,13 +478,24 @@ def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
                      "baseline_mean": g["baseline"].mean(), "variant_mean": g["value"].mean(),
                      "diff": mean, "ci_low": lo, "ci_high": hi,
                      "wins": float(((g["diff"] > 0) + 0.5 * (g["diff"] == 0)).mean()),
-                     "distinguishable": bool(lo > 0 or hi < 0)})
-    return pd.DataFrame(rows)
+                     "distinguishable": bool(lo > 0 or hi < 0), "p": paired_p(g["diff"])})
+    out = pd.DataFrame(rows, columns=["setting", "variant", "pattern", "metric", "n",
+                                      "baseline_mean", "variant_mean", "diff", "ci_low", "ci_high",
+                                      "wins", "distinguishable", "p"])
+    kind = out["pattern"].where(out["pattern"].isin(["overall", WORST]), "pattern")
+    out["p_holm"] = np.nan
+    for idx in out.groupby([out["metric"], kind]).groups.values():
+        out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"].to_numpy())
+    out["holm"] = out["p_holm"] < 1 - confidence
+    return out
+
+
+def _mark(row: pd.Series) -> str:
+    return ("*" if row["distinguishable"] else "") + ("†" if row["holm"] else "")
 
 
 def _fmt(row: pd.Series) -> str:
-    return (f"{row['diff']:+.3f}{'*' if row['distinguishable'] else ''} "
-            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]")
+    return f"{row['diff']:+.3f}{_mark(row)} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
 
 
 def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: str = "Ablations",
@@ -451,20 +515,28 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
     lines = [f"# {title}", "",
              f"Test split. Each number is **{baseline} minus variant** (positive: {baseline} is "
              f"better), the mean over {n} paired seeds, with a {pct} t-interval in brackets; "
-             "`*` marks a difference distinguishable from zero (the interval excludes 0). *wins*: "
+             "`*` marks a difference distinguishable from zero (the interval excludes 0), `†` one "
+             "that stays so after Holm's correction for multiple comparisons (paired t-tests, "
+             f"family-wise error {1 - confidence:.0%} within each family: one metric and either "
+             "the overall rows, the worst-pattern rows or the per-pattern rows; `p_holm` in the "
+             "CSV). *worst pattern*: each run's lowest per-pattern F1, paired like the others. *wins*: "
              f"fraction of seeds where {baseline} is better (ties count 1/2). "
              + "".join(f"`{g}` averages each seed over {', '.join(m)} first. " for g, m in
                        SETTING_GROUPS.items() if g in set(diffs["setting"]))
-             + "No correction for multiple comparisons: about "
+             + "Without the correction about "
              f"{1 - confidence:.0%} of truly null comparisons exclude 0 by chance.",
              "", "## Overall (every test pattern pooled)", "",
-             f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
-             f"ΔWA [{pct} CI] | wins WA |", "|---|---|---|---|---|---|---|---|"]
+             (f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
+              f"ΔWA [{pct} CI] | wins WA | worst pattern: {baseline} F1 | ΔF1 worst [{pct} CI] |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     ov = diffs[diffs["pattern"] == "overall"].set_index(["setting", "variant", "metric"])
+    wo = diffs[diffs["pattern"] == WORST].set_index(["setting", "variant", "metric"])
     for s, v in dict.fromkeys((s, v) for s, v, _ in ov.index):
         f, w = ov.loc[(s, v, "f1")], ov.loc[(s, v, "wa")]
+        x = wo.loc[(s, v, "f1")] if (s, v, "f1") in wo.index else None
+        worst = ("– | –" if x is None else f"{x['baseline_mean']:.3f} | {_fmt(x)}")
         lines.append(f"| {s} | {v} | {f['baseline_mean']:.3f} | {f['variant_mean']:.3f} | "
-                     f"{_fmt(f)} | {f['wins']:.2f} | {_fmt(w)} | {w['wins']:.2f} |")
+                     f"{_fmt(f)} | {f['wins']:.2f} | {_fmt(w)} | {w['wins']:.2f} | {worst} |")
     lines += ["", "## Which overall differences are distinguishable from zero", ""]
     for metric, label in (("f1", "macro-F1"), ("wa", "WA")):
         o = diffs[(diffs["pattern"] == "overall") & (diffs["metric"] == metric)]
@@ -474,12 +546,16 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
             items = ", ".join(f"{v} ({s}, {d:+.3f})" for s, v, d in
                               o[mask][["setting", "variant", "diff"]].itertuples(index=False))
             lines.append(f"- {label}, {verdict}: {items or 'none'}")
+        held = ", ".join(f"{v} ({s}, {d:+.3f})" for s, v, d in
+                         o[o["holm"]][["setting", "variant", "diff"]].itertuples(index=False))
+        lines.append(f"- {label}, distinguishable after Holm's correction ({len(o)} comparisons): "
+                     f"{held or 'none'}")
     f1 = diffs[diffs["metric"] == "f1"]
     pats = list(dict.fromkeys(f1["pattern"]))
-    lines += ["", "## Per test pattern (ΔF1; `*` = distinguishable from zero)", "",
+    lines += ["", ("## Per test pattern (ΔF1; `*` = distinguishable from zero, `†` = after Holm; "
+                   "`worst`: each run's lowest per-pattern F1)"), "",
               "| setting | variant | " + " | ".join(pats) + " |", "|---|---|" + "---|" * len(pats)]
-    cells = f1.assign(cell=[f"{d:+.3f}{'*' if x else ''}" for d, x in
-                            zip(f1["diff"], f1["distinguishable"])])
+    cells = f1.assign(cell=[f"{r['diff']:+.3f}{_mark(r)}" for _, r in f1.iterrows()])
     wide = cells.pivot(index=["setting", "variant"], columns="pattern", values="cell")
     for s, v in dict.fromkeys(zip(f1["setting"], f1["variant"])):
         lines.append(f"| {s} | {v} | " + " | ".join(wide.loc[(s, v), pats]) + " |")

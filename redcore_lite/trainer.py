@@ -27,8 +27,9 @@ from . import distributed as D
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 from .data import MultimodalData, Splits, load_data
+from .diagnostics import accumulate_strata, encoder_grad_norms, strata_buffer, strata_frame
 from .graphs import StaticStep
-from .losses import LossTerms, compute_losses
+from .losses import LossTerms, complete_rows, compute_losses
 from .masking import (MECHANISMS, check_mechanism, eval_patterns, pattern_codes, pattern_names,
                       simulating, training_mask)
 from .metrics import confusion_metrics, grouped_metrics, pattern_confusion, pattern_metrics
@@ -65,7 +66,8 @@ class Result:
     model: RedCore
     train_mask: torch.Tensor  # [N_train, M] bool, the mask of the last epoch (observed & simulated)
     # extra["data"]: the data's description (Splits.describe()); extra["mask"]: which kind of
-    # training mask the run used (mask_kind) and its mechanism
+    # training mask the run used (mask_kind) and its mechanism; extra["rec_strata"]: Rec by
+    # availability pattern and epoch (redcore_lite.diagnostics.strata_frame)
     extra: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # what the run found wrong (latent collapse)
     observed_mask: torch.Tensor | None = None  # [N_train, M] bool, the data's own holes (or None)
@@ -385,10 +387,12 @@ def train_step(model: torch.nn.Module, optimizer: Adam, adv: RelativeAdvantage,
                                                       enabled=tc.bf16):
         out = model(xs, lens, avail, present)
     with _region("redcore::loss"):
-        terms = compute_losses(out, y, avail, beta_fn or adv.step, config.loss)
+        terms = compute_losses(out, y, avail, beta_fn or adv.step, config.loss,
+                               "all" if config.advantage.mode == "matched" else "any")
     optimizer.zero_grad()
     with _region("redcore::backward"):
         terms.total.backward()
+    terms.grad_norm = encoder_grad_norms(clip_groups[0][:avail.shape[1]])  # diagnostics, no sync
     with _region("redcore::clip"):
         if tc.clip_norm > 0:
             _clip(*clip_groups, tc.clip_norm)
@@ -639,6 +643,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     hist_rows: list[torch.Tensor] = []
     etas: list[float] = []
     epoch_rows: list[dict[str, Any]] = []
+    diag_rows: list[torch.Tensor] = []  # per epoch: Rec sums per pattern, mean encoder grad norms
     best: dict[str, Any] = {"epoch": -1, "f1": -math.inf, "state": None}
     start = 0
     if resume and checkpoint is not None and os.path.exists(checkpoint):
@@ -662,6 +667,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         mask = st["train_mask"].cpu()
         hist_rows, etas = [st["history"].cpu()], list(st["etas"])
         epoch_rows, best, start = list(st["epochs"]), dict(st["best"]), int(st["epoch"])
+        diag_rows = list(st.get("diagnostics", [torch.full(  # older checkpoints: none recorded
+            ((num_mod + 1) * 2 ** num_mod + num_mod,), math.nan)] * len(epoch_rows)))
     mask_dev = mask.to(device)
     static = None  # the static-shape step, captured as a CUDA graph with train.cuda_graph
     if static_step:
@@ -690,6 +697,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         plan = _epoch_plan(order, mask, tc.batch_size, device)
         num_steps = len(plan)
         buf = torch.empty(num_steps, 2 + 7 * num_mod, device=device)
+        strata, gsum = strata_buffer(num_mod, device), torch.zeros(num_mod, device=device)
         model.train()
         for s, (idx, present) in enumerate(plan):
             if static is not None:
@@ -700,15 +708,23 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                 continue
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
-            beta_fn = adv.step if D.world() == 1 else (
-                lambda rec, obs, a=avail: adv.step(*D.global_rec(rec, a)))
+            beta_fn = adv.step
+            if D.world() > 1:  # every rank's Rec and n_m (mode "matched": of the complete rows)
+                rows = complete_rows(avail) if config.advantage.mode == "matched" else avail
+                beta_fn = lambda rec, obs, a=rows: adv.step(*D.global_rec(rec, a))
             terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
             buf[s] = terms.history_row(adv.beta, adv.ra, adv.lbar)
+            accumulate_strata(strata, terms.rows, avail)
+            gsum += terms.grad_norm
             for hook in step_hooks:
                 hook(StepEnd(epoch, len(etas) - 1, buf[s], columns))
         host = buf.cpu()  # the one host copy of this epoch's history
+        diag = torch.cat([strata.flatten(), gsum / max(num_steps, 1)]).cpu()  # and of its diagnostics
+        if static is not None:  # the static step records no diagnostics
+            diag.fill_(math.nan)
+        diag_rows.append(diag)
         if not bool(torch.isfinite(host[:, 0]).all()):
             bad = int((~torch.isfinite(host[:, 0])).nonzero()[0])
             raise FloatingPointError(f"training diverged: the loss is not finite at epoch {epoch}, "
@@ -720,7 +736,8 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
         row = {"epoch": epoch, "steps": num_steps, "lr": lr, "loss": float(host[:, 0].mean()),
                **{f"val_{k}": val[k] for k in ("wa", "ua", "f1")},
                **{f"spread_{m}": v for m, v in zip(mods, spread[0])},
-               **{f"post_sd_{m}": v for m, v in zip(mods, spread[1])}}
+               **{f"post_sd_{m}": v for m, v in zip(mods, spread[1])},
+               **{f"grad_{m}": float(v) for m, v in zip(mods, diag[-num_mod:])}}
         epoch_rows.append(row)
         if row["val_f1"] > best["f1"]:
             best = {"epoch": epoch, "f1": row["val_f1"],
@@ -735,13 +752,17 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                         "batch": batch_gen.get_state(),
                         "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
                 "train_mask": mask, "history": torch.cat(hist_rows), "etas": etas,
-                "epochs": epoch_rows, "best": best, "torch_version": str(torch.__version__),
+                "epochs": epoch_rows, "best": best, "diagnostics": diag_rows, "torch_version": str(torch.__version__),
                 "data": described, "mask_kind": kind})
         for cb in callbacks:
             cb(EpochEnd(epoch, row, adv.beta.cpu().numpy()))
     result = _result(config, splits, model, mods, hist_rows, etas, epoch_rows, best, mask, adv)
     result.warnings[:0] = setup
     result.observed_mask = observed
+    done = [(int(r["epoch"]), d) for r, d in zip(epoch_rows, diag_rows) if bool(torch.isfinite(d).all())]
+    result.extra["rec_strata"] = strata_frame(  # Rec by peer stratum (redcore_lite.diagnostics)
+        torch.stack([d[:-num_mod].view(num_mod + 1, -1) for _, d in done])
+        if done else torch.zeros(0, num_mod + 1, 2 ** num_mod), mods, [e for e, _ in done])
     result.extra.update({"data": described, "mask": {"kind": kind,
                                                       "mechanism": config.mask.mechanism}})
     return result

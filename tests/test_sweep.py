@@ -47,6 +47,44 @@ def test_paired_differences_match_hand_values():
     assert a["variant_mean"] == pytest.approx(0.66667, abs=1e-5)
 
 
+def test_holm_by_hand():
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> max so far 0.06
+    got = sweep.holm([0.01, 0.04, 0.03, 0.005])
+    assert np.allclose(got, [0.03, 0.06, 0.06, 0.02])
+    assert np.allclose(sweep.holm([0.5, 0.9]), [1.0, 1.0])  # capped at 1
+    got = sweep.holm([0.02, np.nan, 0.01])  # NaN stays out of the family (m = 2)
+    assert np.isnan(got[1]) and np.allclose(got[[0, 2]], [0.02, 0.02])
+
+
+def test_paired_p_matches_the_t_test_and_the_interval():
+    from scipy import stats
+    x = [0.1, 0.0, 0.3]
+    assert sweep.paired_p(x) == pytest.approx(stats.ttest_1samp(x, 0.0).pvalue)
+    assert sweep.paired_p([0.10, 0.12, 0.11]) < 0.05  # its 95% interval excludes 0 (above)
+    assert sweep.paired_p([0.2, 0.2]) == 0.0 and sweep.paired_p([0.0, 0.0]) == 1.0
+    assert np.isnan(sweep.paired_p([0.1]))
+
+
+def test_worst_pattern_is_each_runs_minimum():
+    rows = [("redcore", "s", "r", 0, "test", p, "f1", v) for p, v in
+            (("A", 0.5), ("V", 0.3), ("AV", 0.9), ("overall", 0.7))]
+    rows += [("no_ra", "s", "r", 0, "test", p, "f1", v) for p, v in
+             (("A", 0.2), ("V", 0.4), ("AV", 0.8), ("overall", 0.6))]
+    t = sweep.with_worst(pd.DataFrame(rows, columns=sweep.COLUMNS))
+    w = t[t["pattern"] == sweep.WORST].set_index("variant")["value"]
+    assert w["redcore"] == 0.3 and w["no_ra"] == 0.2  # the worst pattern may differ per run
+    only = pd.DataFrame([rows[3]], columns=sweep.COLUMNS)
+    assert sweep.with_worst(only).equals(only)
+
+
+def test_paired_differences_holm_families():
+    table = _table({"no_ra": [0.1, 0.0, 0.3], "uniform": [0.10, 0.12, 0.11]})
+    out = sweep.paired_differences(table, metrics=("f1",)).set_index("variant")
+    p = out["p"].to_numpy()
+    assert np.allclose(out["p_holm"].to_numpy(), sweep.holm(p))  # one family: the overall rows
+    assert out.loc["uniform", "holm"] == (out.loc["uniform", "p_holm"] < 0.05)
+
+
 def test_setting_group_averages_each_seed_first():
     perms = sweep.SETTING_GROUPS["imbalanced"]
     d = {s: [0.01 * k, 0.02 * k] for k, s in enumerate(perms, 1)}  # seed 0: 0.01..0.06
@@ -150,7 +188,9 @@ def test_report_states_what_is_distinguishable(tmp_path, reference):
     diffs, text = sweep.report(reference, tmp_path / "rep", title="Tiny")
     assert (tmp_path / "rep.md").read_text() == text
     saved = pd.read_csv(tmp_path / "rep.csv")
-    assert len(saved) == len(diffs) == 8 * 2  # no_ra x (7 patterns + overall) x (f1, wa)
+    assert len(saved) == len(diffs) == 9 * 2  # no_ra x (7 patterns + overall + worst) x (f1, wa)
+    assert "Holm" in text and "worst pattern: redcore F1" in text
+    assert {"p", "p_holm", "holm"} <= set(saved.columns)
     assert text.startswith("# Tiny") and "distinguishable from zero" in text
     assert "macro-F1, redcore better:" in text and "WA, not distinguishable:" in text
     assert set(diffs["n"]) == {2}
