@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up, unit tests, then every notebook under strict nbval.
+# The whole test suite: set-up (Python, then Debian's chromium for the browser tests), unit tests,
+# then every notebook under strict nbval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-browser.sh
 export MPLBACKEND=Agg
 .venv/bin/python -m pytest tests/ "$@"
 # Notebooks: pytest exits 5 when it collects nothing (no notebook yet); that is not a failure.
