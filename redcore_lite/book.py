@@ -168,15 +168,20 @@ def _title(nb: dict[str, Any], fallback: str) -> tuple[str, str]:
 
 def _template(prev_link: str, next_link: str) -> str:
     """A template on nbconvert's ``lab`` one without its remote scripts (require.js, widget
-    manager, mermaid), with a navigation bar."""
+    manager, mermaid), with a navigation bar, and each ``solution``-tagged cell folded in a
+    ``<details>`` element (the reader opens it)."""
     nav = (f'<nav class="book-nav"><a href="index.html">contents</a>{prev_link}{next_link}</nav>')
     return ("{%- extends 'lab/index.html.j2' -%}\n"
             "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n"
             "{% block jupyter_widgets %}{% endblock jupyter_widgets %}\n"
             "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n"
             "{% block extra_css %}<style>.book-nav{font-family:sans-serif;padding:8px 16px;"
-            "border-bottom:1px solid #ccc} .book-nav a{margin-right:1.5em}</style>{% endblock extra_css %}\n"
-            "{%- block body_header -%}{{ super() }}" + nav.replace("{", "{{ '{' }}") + "{%- endblock body_header -%}\n")
+            "border-bottom:1px solid #ccc} .book-nav a{margin-right:1.5em} details.book-solution>summary{cursor:pointer;"
+            "color:#1a5fb4;margin:4px 0 4px 100px}</style>{% endblock extra_css %}\n"
+            "{%- block body_header -%}{{ super() }}" + nav + "{%- endblock body_header -%}\n"
+            "{% block codecell %}{%- if 'solution' in cell.metadata.get('tags', []) -%}"
+            '<details class="book-solution"><summary>Solution: click to show the code and its checks'
+            "</summary>{{ super() }}</details>{%- else -%}{{ super() }}{%- endif -%}{% endblock codecell %}\n")
 
 
 def _write(path: Path, text: str) -> None:

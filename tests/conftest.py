@@ -66,12 +66,20 @@ def holey_splits(cfg: rc.Config, seed: int = 0) -> rc.Splits:
 def executed_notebooks(tmp_path_factory):
     """Every notebook of notebooks/ executed with papermill under the smoke preset (``CI=true``)
     into a temporary folder, as ``scripts/workbook.sh`` does into build/notebooks/ (slow: minutes).
-    Used by the figure check (tests/test_book.py) and the book's browser test."""
+    Used by the figure check (tests/test_book.py) and the book's browser test.
+    ``REDCORE_EXECUTED_NOTEBOOKS=build/notebooks`` reuses notebooks executed before (e.g. by
+    ``scripts/workbook.sh``) instead; it must hold every notebook of notebooks/."""
     import subprocess
     import sys
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
+    reuse = os.environ.get("REDCORE_EXECUTED_NOTEBOOKS")
+    if reuse:
+        folder = Path(reuse)
+        missing = [p.name for p in (repo / "notebooks").glob("[0-9]*.ipynb") if not (folder / p.name).is_file()]
+        assert not missing, f"REDCORE_EXECUTED_NOTEBOOKS={reuse}: no executed {missing}"
+        return folder
     out = tmp_path_factory.mktemp("executed")
     env = {**os.environ, "CI": "true", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}

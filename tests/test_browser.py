@@ -1,5 +1,7 @@
 """JupyterLab end to end in a real browser: open a notebook, run it, move a slider or click "run",
-and see the figure (and a number) follow.
+and see the figure (and a number) follow. And the static HTML book (``redcore_lite.book``): every
+page of the book built from the smoke-executed notebooks shows its figures and typeset equations,
+with every request that would leave ``file://`` blocked.
 
 Starts its own JupyterLab on 127.0.0.1 (free port, random token, temporary root holding copies of
 the notebooks, temporary settings/workspaces/runtime dirs, ``CI=true`` so the notebooks use the
@@ -301,3 +303,71 @@ def test_run_button_retrains_and_redraws_beta(lab, browser):
         page.close()
     lab.shutdown_kernels()
 
+
+
+MATHJAX_S = 60  # upper bound for MathJax to typeset one page (about 2 s for notebook 00)
+
+
+@pytest.fixture(scope="module")
+def book_dir(executed_notebooks, tmp_path_factory) -> Path:
+    from redcore_lite import book
+
+    out = tmp_path_factory.mktemp("book")
+    book.build_book(executed_notebooks, out)
+    return out
+
+
+def _expected(nb_path: Path) -> tuple[int, bool]:
+    """(image/png outputs, whether a markdown cell holds $ math) of an executed notebook."""
+    cells = json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
+    pngs = sum("image/png" in out.get("data", {}) for c in cells for out in c.get("outputs", []))
+    math = any("$" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return pngs, math
+
+
+@pytest.mark.slow
+def test_book_pages_show_figures_and_equations_offline(book_dir, executed_notebooks, browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    remote: list[str] = []
+
+    def only_files(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:  # the book must not need the network: record and block
+            remote.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_files)
+    page = context.new_page()
+    try:
+        page.goto((book_dir / "index.html").as_uri())
+        hrefs = page.locator("ol.course a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        names = sorted(p.stem for p in executed_notebooks.glob("[0-9]*.ipynb"))
+        assert hrefs == [f"{n}.html" for n in names], "the index must list every notebook in course order"
+        for name in names:
+            page.goto((book_dir / f"{name}.html").as_uri())
+            page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue "
+                                   "&& MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running",
+                                   timeout=MATHJAX_S * 1000)
+            page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+            page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+            seen = page.evaluate("""() => ({
+                images: document.images.length,
+                broken: Array.from(document.images).filter(i => !(i.naturalWidth > 0)).length,
+                tex: document.querySelectorAll('script[type^="math/tex"]').length,
+                typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_MathML, .MathJax_CHTML').length,
+                errors: document.querySelectorAll('.MathJax_Error, merror').length,
+                raw: Array.from(document.querySelectorAll('.jp-RenderedMarkdown')).map(e => e.innerText)
+                     .filter(t => /\\$[^$\\s][^$]*\\$/.test(t)).map(t => t.slice(0, 120)),
+            })""")
+            pngs, math = _expected(executed_notebooks / f"{name}.ipynb")
+            assert seen["images"] >= pngs > 0, f"{name}: {seen['images']} images on the page, {pngs} figures"
+            assert seen["broken"] == 0, f"{name}: {seen['broken']} images did not load"
+            if math:
+                assert seen["tex"] > 0 and seen["typeset"] >= seen["tex"], f"{name}: equations not typeset: {seen}"
+            assert seen["errors"] == 0 and not seen["raw"], f"{name}: raw or broken TeX left: {seen['raw'][:3]}"
+            if name.startswith("00"):
+                _shot(page, "book_00.png")
+    finally:
+        context.close()
+    assert remote == [], f"the book asked the network for {remote[:5]}"
