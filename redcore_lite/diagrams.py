@@ -22,7 +22,7 @@ from .config import LossConfig
 from .masking import pattern_names
 
 __all__ = ["part_sizes", "architecture", "pattern_grid", "sweep_with_chance",
-           "floored_sphere_projection", "beta_updates"]
+           "floored_sphere_projection", "beta_updates", "beta_trace"]
 
 
 def part_sizes(model: torch.nn.Module) -> dict[str, int]:
@@ -243,6 +243,37 @@ def beta_updates(v: torch.Tensor, floor: float, modalities: Sequence[str], *,
     ax.set(ylabel="β after the update", ylim=(0, 1.12),
            title=f"one β update of v = {np.round(v.numpy(), 3).tolist()}")
     ax.legend(fontsize="small", loc="upper right")
+    if own:
+        fig.tight_layout()
+        plt.close(fig)
+    return fig
+
+
+def beta_trace(beta: torch.Tensor | np.ndarray, modalities: Sequence[str], floor: float, *,
+               ax: Axes | None = None) -> Figure:
+    """beta per training step, one colour per modality, with the floor and the region below it.
+
+    Args:
+        beta: ``[T, M]`` (e.g. ``Result.beta()``); modalities: M names; floor: ``advantage.floor``.
+    """
+    b = np.asarray(beta.cpu() if isinstance(beta, torch.Tensor) else beta, dtype=float)
+    if b.ndim != 2 or b.shape[1] != len(modalities):
+        raise ValueError(f"beta: got shape {b.shape}; allowed: [T, {len(modalities)}]")
+    own = ax is None
+    plots.set_theme()
+    if own:
+        fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    else:
+        fig = ax.figure
+    steps = np.arange(len(b))
+    for m, name in enumerate(modalities):
+        ax.plot(steps, b[:, m], color=f"C{m}", linewidth=1.1, label=f"β {name}")
+    ax.axhspan(0, floor, color="#b2182b", alpha=0.12, label=f"below the floor {floor:g}")
+    ax.axhline(floor, color="#b2182b", linestyle="--", linewidth=1.0)
+    ax.set(xlabel="training step", ylabel="β after the step", ylim=(0, 1.05),
+           title=f"β per step: {int((b < floor - 1e-6).any(1).sum())} of {len(b)} steps below the floor")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(modalities) + 1,
+              frameon=False)
     if own:
         fig.tight_layout()
         plt.close(fig)

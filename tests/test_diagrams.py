@@ -85,3 +85,13 @@ def test_beta_updates_bars():
     fig = diagrams.beta_updates(torch.tensor([2.0, -0.5, 0.5]), 0.1, ["A", "V", "L"])
     heights = [round(p.get_height(), 3) for p in fig.axes[0].patches]
     assert heights == [0.969, 0.048, 0.242, 0.965, 0.1, 0.241]
+
+
+def test_beta_trace_counts_the_steps_below_the_floor():
+    beta = torch.tensor([[0.6, 0.6, 0.53], [0.05, 0.7, 0.71], [0.2, 0.2, 0.96]])
+    fig = diagrams.beta_trace(beta, ["A", "V", "L"], 0.1)
+    ax = fig.axes[0]
+    assert ax.get_title() == "β per step: 1 of 3 steps below the floor"
+    assert [list(ln.get_ydata()) for ln in ax.lines[:3]] == beta.t().tolist()
+    with pytest.raises(ValueError, match=r"beta: got shape \(3, 3\); allowed: \[T, 2\]"):
+        diagrams.beta_trace(beta, ["A", "V"], 0.1)
