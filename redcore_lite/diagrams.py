@@ -44,8 +44,8 @@ def part_sizes(model: torch.nn.Module) -> dict[str, int]:
 
 def _box(ax: Axes, x: float, y: float, w: float, h: float, text: str, color: str) -> None:
     ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle="round,pad=0.008",
-                                facecolor=color, edgecolor="0.25", linewidth=1.0))
-    ax.text(x, y, text, ha="center", va="center", fontsize=8.5)
+                                facecolor=color, edgecolor="0.25", linewidth=1.0, zorder=2))
+    ax.text(x, y, text, ha="center", va="center", fontsize=8.5, zorder=3)
 
 
 def _arrow(ax: Axes, x0: float, y0: float, x1: float, y1: float, color: str = "0.3",
@@ -101,9 +101,11 @@ def architecture(model: torch.nn.Module, modalities: Sequence[str], input_dims: 
         _arrow(ax, 0.335, y, 0.36, y)
         _arrow(ax, 0.42, y, 0.4825, mid + (y - mid) * 0.35)  # into the generators
         _arrow(ax, 0.5675, mid + (y - mid) * 0.35, 0.5875, y, color="#8c510a")  # g_m out
-        ax.annotate("", xy=(0.5875, y + 0.22), xytext=(0.42, y + 0.22),
-                    arrowprops={"arrowstyle": "->", "color": "0.3", "lw": 1.0,
+        ax.annotate("", xy=(0.5875, y + 0.22), xytext=(0.42, y + 0.22), zorder=1,
+                    arrowprops={"arrowstyle": "->", "color": "0.55", "lw": 1.0, "linestyle": "--",
                                 "connectionstyle": "arc3,rad=-0.12"})  # z_m straight to r_m
+        if m == 0:
+            ax.text(0.445, y + 0.5, "$z_m$ where $m$ is present (dashed)", fontsize=7.5, color="0.4")
         _arrow(ax, 0.7225, y, 0.76, y)
         _arrow(ax, 0.7225, y - 0.12, 0.873, mid + (y - mid) * 0.3 - 0.05, color="0.55")  # to fused
         ax.text(0.285, y - 0.45, f"$\\mathrm{{KL}}_{{{name}}}$ · λ = {loss.kl_weight:g}"
