@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FigureGap", "plotting_calls", "figure_gaps", "check_figures", "build_book",
+__all__ = ["FigureGap", "plotting_calls", "figure_gaps", "check_figures", "build_book", "join_inline_math",
            "MATHJAX_CONFIG"]
 
 # Calls that draw: the library's plot modules, pyplot, seaborn and the Axes/DataFrame methods
@@ -166,6 +166,26 @@ def _title(nb: dict[str, Any], fallback: str) -> tuple[str, str]:
     return fallback, ""
 
 
+_MATH = re.compile(r"(\$\$.+?\$\$)|(?<!\\)(\$[^$]+?(?<!\\)\$)", re.DOTALL)
+
+
+def join_inline_math(text: str) -> str:
+    """Put every inline ``$...$`` of a markdown text on one line.
+
+    JupyterLab protects math before it parses markdown; nbconvert's parser does not, so an inline
+    formula wrapped onto a line that starts with ``+``, ``-`` or ``1.`` would become a list item and
+    leave raw TeX on the page. Display math (``$$...$$``) and spans across a blank line (two
+    paragraphs, not one formula) are left alone.
+    """
+    def join(match: re.Match) -> str:
+        span = match.group(0)
+        if match.group(1) or "\n" not in span or re.search(r"\n\s*\n", span):
+            return span
+        return re.sub(r"\s*\n\s*", " ", span)
+
+    return _MATH.sub(join, text)
+
+
 def _template(prev_link: str, next_link: str) -> str:
     """A template on nbconvert's ``lab`` one without its remote scripts (require.js, widget
     manager, mermaid), with a navigation bar, and each ``solution``-tagged cell folded in a
@@ -240,6 +260,9 @@ def build_book(notebooks: str | os.PathLike, out: str | os.PathLike) -> list[Pat
         if not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"):
             raise ValueError(f"notebooks: {nb_path.name} has no output; allowed: executed notebooks")
         nb.metadata.pop("widgets", None)  # widget views need a live kernel (and a CDN): text fallback
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = join_inline_math(cell.source)
         prev_link = f'<a href="{pages[k - 1].name}">← previous</a>' if k else ""
         next_link = f'<a href="{pages[k + 1].name}">next →</a>' if k + 1 < len(pages) else ""
         exporter = HTMLExporter(template_name="lab", template_file="book.html.j2",

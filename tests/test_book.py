@@ -95,6 +95,19 @@ def test_build_book_pages_index_and_offline_math(tmp_path):
     assert 'href="01_n1.html">next' in page and 'href="00_n0.html">← previous' in pages[2].read_text()
 
 
+def test_join_inline_math_keeps_a_wrapped_formula_in_one_paragraph(tmp_path):
+    text = "one step on\n$L = a\n + b$ with $\\beta$ fixed, costs \\$5 and \\$6.\n\n$$x\n+ y$$"
+    assert book.join_inline_math(text) == ("one step on\n$L = a + b$ with $\\beta$ fixed, costs \\$5 and "
+                                           "\\$6.\n\n$$x\n+ y$$")
+    assert book.join_inline_math("$a$ and\n\nb $c$") == "$a$ and\n\nb $c$"
+    src = _executed(tmp_path)
+    nb = nbformat.read(src / "00_n0.ipynb", as_version=4)
+    nb.cells.append(new_markdown_cell("**Lower level**: one step on\n$L = a\n + w_\\text{rec} b$ with b fixed."))
+    nbformat.write(nb, src / "00_n0.ipynb")
+    page = book.build_book(src, tmp_path / "book")[1].read_text()
+    assert "$L = a + w_\\text{rec} b$" in page and "<li>w_" not in page  # not broken into a list
+
+
 def test_build_book_refuses_remote_resources_and_empty_folders(tmp_path):
     src = _executed(tmp_path)
     nb = nbformat.read(src / "00_n0.ipynb", as_version=4)
