@@ -357,7 +357,10 @@ def test_book_pages_show_figures_and_equations_offline(book_dir, executed_notebo
                 tex: document.querySelectorAll('script[type^="math/tex"]').length,
                 typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_MathML, .MathJax_CHTML').length,
                 errors: document.querySelectorAll('.MathJax_Error, merror').length,
-                raw: Array.from(document.querySelectorAll('.jp-RenderedMarkdown')).map(e => e.innerText)
+                raw: Array.from(document.querySelectorAll('.jp-RenderedMarkdown')).map(e => {
+                         const c = e.cloneNode(true);  // code blocks and spans may hold shell $ signs
+                         c.querySelectorAll('pre, code, script').forEach(n => n.remove());
+                         return c.textContent; })
                      .filter(t => /\\$[^$\\s][^$]*\\$/.test(t)).map(t => t.slice(0, 120)),
             })""")
             pngs, math = _expected(executed_notebooks / f"{name}.ipynb")
