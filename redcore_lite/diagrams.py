@@ -22,7 +22,7 @@ from .config import LossConfig
 from .masking import pattern_names
 
 __all__ = ["part_sizes", "architecture", "pattern_grid", "sweep_with_chance",
-           "floored_sphere_projection", "beta_updates", "beta_trace"]
+           "floored_sphere_projection", "beta_updates", "beta_trace", "difference_forest"]
 
 
 def part_sizes(model: torch.nn.Module) -> dict[str, int]:
@@ -276,6 +276,47 @@ def beta_trace(beta: torch.Tensor | np.ndarray, modalities: Sequence[str], floor
            title=f"β per step: {int((b < floor - 1e-6).any(1).sum())} of {len(b)} steps below the floor")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(modalities) + 1,
               frameon=False)
+    if own:
+        fig.tight_layout()
+        plt.close(fig)
+    return fig
+
+
+def difference_forest(diffs: pd.DataFrame, metric: str = "f1", *, baseline: str = "RedCore",
+                      ax: Axes | None = None) -> Figure:
+    """Paired differences ``baseline - variant`` per pattern with their confidence intervals, on
+    an axis scaled to the differences (not to 0-1), with the zero line.
+
+    Args:
+        diffs: rows of :func:`redcore_lite.sweep.paired_differences` (``variant``, ``pattern``,
+            ``metric``, ``diff``, ``ci_low``, ``ci_high``, ``n``); metric: which metric to draw.
+    """
+    part = diffs[diffs["metric"] == metric]
+    if part.empty:
+        raise ValueError(f"metric: got {metric!r}; allowed: one of {sorted(set(diffs['metric']))}")
+    patterns = list(dict.fromkeys(part["pattern"]))
+    variants = list(dict.fromkeys(part["variant"]))
+    own = ax is None
+    plots.set_theme()
+    if own:
+        fig, ax = plt.subplots(figsize=(7, 0.42 * len(patterns) * max(1, len(variants) / 1.5) + 1.6))
+    else:
+        fig = ax.figure
+    step = 0.7 / max(len(variants), 1)
+    for k, variant in enumerate(variants):
+        rows = part[part["variant"] == variant].set_index("pattern").reindex(patterns)
+        y = np.arange(len(patterns)) + (k - (len(variants) - 1) / 2) * step
+        err = np.vstack([rows["diff"] - rows["ci_low"], rows["ci_high"] - rows["diff"]])
+        ax.errorbar(rows["diff"], y, xerr=err, fmt="o", color=f"C{k}", capsize=3, markersize=5,
+                    label=f"{baseline} − {variant}")
+    ax.axvline(0, color="0.3", linewidth=1.0)
+    ax.set_yticks(range(len(patterns)), patterns)
+    ax.invert_yaxis()
+    n = int(part["n"].min())
+    ax.set(xlabel=f"paired difference in {metric} (mean over {n} seeds, 95% t-interval)",
+           ylabel="pattern", title=f"{metric}: {baseline} minus each variant (right of 0: {baseline} better)")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.6 / len(patterns)),
+              ncol=len(variants), frameon=False)
     if own:
         fig.tight_layout()
         plt.close(fig)

@@ -95,3 +95,16 @@ def test_beta_trace_counts_the_steps_below_the_floor():
     assert [list(ln.get_ydata()) for ln in ax.lines[:3]] == beta.t().tolist()
     with pytest.raises(ValueError, match=r"beta: got shape \(3, 3\); allowed: \[T, 2\]"):
         diagrams.beta_trace(beta, ["A", "V"], 0.1)
+
+
+def test_difference_forest_draws_every_interval_around_zero():
+    diffs = pd.DataFrame({"variant": ["a", "a", "b", "b"], "pattern": ["A", "overall", "A", "overall"],
+                          "metric": "f1", "diff": [0.01, -0.002, 0.03, 0.0],
+                          "ci_low": [-0.01, -0.004, 0.02, -0.01], "ci_high": [0.03, 0.0, 0.04, 0.01], "n": 4})
+    fig = diagrams.difference_forest(diffs)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A", "overall"]
+    assert ax.get_xlim()[0] < -0.004 and ax.get_xlim()[1] > 0.04 and ax.get_xlim()[1] < 0.2  # scaled to the effects
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["RedCore − a", "RedCore − b"]
+    with pytest.raises(ValueError, match="metric: got 'wa'; allowed: one of \\['f1'\\]"):
+        diagrams.difference_forest(diffs, "wa")
