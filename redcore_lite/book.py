@@ -276,10 +276,16 @@ def build_book(notebooks: str | os.PathLike, out: str | os.PathLike) -> list[Pat
         _write(page, body)
         title, blurb = _title(nb, nb_path.stem)
         entries.append((page.name, title, blurb))
+    from nbconvert.filters.markdown import markdown2html_mistune
+
     items = "\n".join(f'<li><a href="{html.escape(name)}">{html.escape(title)}</a>'
-                      f'<p>{html.escape(blurb)}</p></li>' for name, title, blurb in entries)
+                      f'{markdown2html_mistune(blurb)}</li>' for name, title, blurb in entries)
     index = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-             "<title>redcore_lite workbook</title><style>body{font-family:sans-serif;max-width:52em;"
+             "<title>redcore_lite workbook</title>"
+             "<script type=\"text/x-mathjax-config\">MathJax.Hub.Config({tex2jax: {inlineMath: "
+             "[['$','$'], ['\\\\(','\\\\)']], processEscapes: true}, messageStyle: 'none'});</script>"
+             f"<script src=\"mathjax/MathJax.js?config={MATHJAX_CONFIG}\"></script>"
+             "<style>body{font-family:sans-serif;max-width:52em;"
              "margin:2em auto;line-height:1.45} li{margin-bottom:1em} li p{margin:0.2em 0;color:#444}"
              "</style></head><body><h1>redcore_lite: the workbook</h1>"
              "<p>RedCore (Sun et al., AAAI 2024) step by step, from the model and its objective to "

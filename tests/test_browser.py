@@ -335,6 +335,29 @@ def _expected(nb_path: Path) -> tuple[int, bool]:
     return pngs, math
 
 
+def _book_page(page, text_selector: str) -> dict:
+    """Wait for MathJax to finish typesetting the open page, open every <details>, wait for the
+    images; return what is on the page (images, broken images, TeX scripts, typeset formulas, TeX
+    errors, and texts under ``text_selector`` that still hold a raw $...$ outside code)."""
+    page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue "
+                           "&& MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running",
+                           timeout=MATHJAX_S * 1000)
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    return page.evaluate("""(sel) => ({
+        images: document.images.length,
+        broken: Array.from(document.images).filter(i => !(i.naturalWidth > 0)).length,
+        tex: document.querySelectorAll('script[type^="math/tex"]').length,
+        typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_MathML, .MathJax_CHTML').length,
+        errors: document.querySelectorAll('.MathJax_Error, merror').length,
+        raw: Array.from(document.querySelectorAll(sel)).map(e => {
+                 const c = e.cloneNode(true);  // code blocks and spans may hold shell $ signs
+                 c.querySelectorAll('pre, code, script').forEach(n => n.remove());
+                 return c.textContent; })
+             .filter(t => /\\$[^$\\s][^$]*\\$/.test(t)).map(t => t.slice(0, 120)),
+    })""", text_selector)
+
+
 @pytest.mark.slow
 def test_book_pages_show_figures_and_equations_offline(book_dir, executed_notebooks, browser):
     context = browser.new_context(viewport={"width": 1300, "height": 900})
@@ -354,25 +377,11 @@ def test_book_pages_show_figures_and_equations_offline(book_dir, executed_notebo
         hrefs = page.locator("ol.course a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
         names = sorted(p.stem for p in executed_notebooks.glob("[0-9]*.ipynb"))
         assert hrefs == [f"{n}.html" for n in names], "the index must list every notebook in course order"
+        seen = _book_page(page, "ol.course")
+        assert seen["typeset"] > 0 and seen["errors"] == 0 and not seen["raw"], f"index: TeX not typeset: {seen}"
         for name in names:
             page.goto((book_dir / f"{name}.html").as_uri())
-            page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue "
-                                   "&& MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running",
-                                   timeout=MATHJAX_S * 1000)
-            page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
-            page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
-            seen = page.evaluate("""() => ({
-                images: document.images.length,
-                broken: Array.from(document.images).filter(i => !(i.naturalWidth > 0)).length,
-                tex: document.querySelectorAll('script[type^="math/tex"]').length,
-                typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_MathML, .MathJax_CHTML').length,
-                errors: document.querySelectorAll('.MathJax_Error, merror').length,
-                raw: Array.from(document.querySelectorAll('.jp-RenderedMarkdown')).map(e => {
-                         const c = e.cloneNode(true);  // code blocks and spans may hold shell $ signs
-                         c.querySelectorAll('pre, code, script').forEach(n => n.remove());
-                         return c.textContent; })
-                     .filter(t => /\\$[^$\\s][^$]*\\$/.test(t)).map(t => t.slice(0, 120)),
-            })""")
+            seen = _book_page(page, '.jp-RenderedMarkdown')
             pngs, math = _expected(executed_notebooks / f"{name}.ipynb")
             assert seen["images"] >= pngs > 0, f"{name}: {seen['images']} images on the page, {pngs} figures"
             assert seen["broken"] == 0, f"{name}: {seen['broken']} images did not load"
