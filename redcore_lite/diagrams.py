@@ -22,7 +22,8 @@ from .config import LossConfig
 from .masking import pattern_names
 
 __all__ = ["part_sizes", "architecture", "pattern_grid", "sweep_with_chance",
-           "floored_sphere_projection", "beta_updates", "beta_trace", "difference_forest"]
+           "floored_sphere_projection", "beta_updates", "beta_trace", "difference_forest",
+           "legend_outside"]
 
 
 def part_sizes(model: torch.nn.Module) -> dict[str, int]:
@@ -320,4 +321,30 @@ def difference_forest(diffs: pd.DataFrame, metric: str = "f1", *, baseline: str 
     if own:
         fig.tight_layout()
         plt.close(fig)
+    return fig
+
+
+def legend_outside(fig: Figure, width: float = 1.8) -> Figure:
+    """Move every legend of ``fig`` into a margin right of all its axes (so that no legend covers
+    data or a neighbouring panel), widen the figure by ``width`` inches, and return it.
+
+    For the closed figures of :mod:`redcore_lite.plots`: ``legend_outside(rc.plots.lines(...))``.
+    """
+    legends = []
+    for ax in fig.axes:
+        old = ax.get_legend()
+        if old is not None:
+            handles, labels = ax.get_legend_handles_labels()
+            legends.append((ax, handles, labels, old.get_title().get_text()))
+            old.remove()
+    if not legends:
+        return fig
+    w, h = fig.get_size_inches()
+    fig.set_size_inches(w + width, h)
+    right = w / (w + width)
+    fig.tight_layout(rect=(0, 0, right, 1))
+    for ax, handles, labels, title in legends:
+        top = ax.get_position().y1
+        fig.legend(handles, labels, title=title or None, loc="upper left", bbox_to_anchor=(right, top),
+                   fontsize="small", title_fontsize="small", frameon=False)
     return fig

@@ -108,3 +108,17 @@ def test_difference_forest_draws_every_interval_around_zero():
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["RedCore − a", "RedCore − b"]
     with pytest.raises(ValueError, match="metric: got 'wa'; allowed: one of \\['f1'\\]"):
         diagrams.difference_forest(diffs, "wa")
+
+
+def test_legend_outside_moves_the_legend_right_of_the_axes():
+    frame = pd.DataFrame({"A tied": [0.8, 0.8], "A redrawn": [0.8, 1.0]})
+    fig = rc.plots.lines(frame, title="t")
+    width = fig.get_size_inches()[0]
+    assert diagrams.legend_outside(fig) is fig and fig.get_size_inches()[0] == pytest.approx(width + 1.8)
+    fig.canvas.draw()
+    ax, legend = fig.axes[0], fig.legends[0]
+    assert ax.get_legend() is None and [t.get_text() for t in legend.get_texts()] == ["A tied", "A redrawn"]
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # right of the data
+    no_legend = diagrams.pattern_grid(rc.eval_patterns(2), ["A", "V"])
+    size = tuple(no_legend.get_size_inches())
+    assert tuple(diagrams.legend_outside(no_legend).get_size_inches()) == size
