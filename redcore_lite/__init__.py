@@ -17,9 +17,9 @@ from ._version import __version__
 
 
 def __getattr__(name: str):
-    """Import ``plots`` (matplotlib, seaborn) and ``widgets`` (ipywidgets, the notebooks extra) on
-    first use, so that ``import redcore_lite`` stays light."""
-    if name in ("plots", "widgets"):
+    """Import ``plots`` and ``diagrams`` (matplotlib, seaborn), ``widgets`` (ipywidgets) and ``book``
+    (nbconvert; the notebooks extra) on first use, so that ``import redcore_lite`` stays light."""
+    if name in ("plots", "diagrams", "widgets", "book"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
@@ -28,7 +28,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model", "optim",
-    "trainer", "vib", "plots", "widgets", "sweep", "datasets", "distributed", "custom", "custom_io",
+    "trainer", "vib", "plots", "diagrams", "widgets", "book", "sweep", "datasets", "distributed", "custom", "custom_io",
     "from_arrays", "from_frame", "split_by", "split_data",
     "Config", "preset", "override", "config_to_dict", "config_from_dict",
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",

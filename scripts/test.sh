@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up, unit tests, then every notebook under strict nbval.
+# The whole test suite: set-up (Python, then Debian's chromium for the browser tests), unit tests,
+# then every notebook under strict nbval.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-browser.sh
 export MPLBACKEND=Agg
 .venv/bin/python -m ruff check redcore_lite tests benchmarks  # lint (rules in pyproject.toml)
 .venv/bin/python -m mypy redcore_lite  # types

@@ -60,3 +60,32 @@ def holey_splits(cfg: rc.Config, seed: int = 0) -> rc.Splits:
              for k, (m, x) in enumerate(data.features.items())}
     own = rc.from_arrays(feats, data.labels, num_classes=d.num_classes)
     return rc.normalise(rc.split_data(own, d.split, seed))
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(tmp_path_factory):
+    """Every notebook of notebooks/ executed with papermill under the smoke preset (``CI=true``)
+    into a temporary folder, as ``scripts/workbook.sh`` does into build/notebooks/ (slow: minutes).
+    Used by the figure check (tests/test_book.py) and the book's browser test.
+    ``REDCORE_EXECUTED_NOTEBOOKS=build/notebooks`` reuses notebooks executed before (e.g. by
+    ``scripts/workbook.sh``) instead; it must hold every notebook of notebooks/."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    reuse = os.environ.get("REDCORE_EXECUTED_NOTEBOOKS")
+    if reuse:
+        folder = Path(reuse)
+        missing = [p.name for p in (repo / "notebooks").glob("[0-9]*.ipynb") if not (folder / p.name).is_file()]
+        assert not missing, f"REDCORE_EXECUTED_NOTEBOOKS={reuse}: no executed {missing}"
+        return folder
+    out = tmp_path_factory.mktemp("executed")
+    env = {**os.environ, "CI": "true", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    for nb in sorted((repo / "notebooks").glob("[0-9]*.ipynb")):
+        run = subprocess.run([sys.executable, "-m", "papermill", str(nb), str(out / nb.name), "-k", "python3",
+                              "--cwd", str(repo / "notebooks"), "-p", "PRESET", "smoke", "--log-level",
+                              "WARNING", "--no-progress-bar"], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, f"{nb.name} failed under papermill:\n{run.stderr[-3000:]}"
+    return out

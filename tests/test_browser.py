@@ -1,5 +1,7 @@
 """JupyterLab end to end in a real browser: open a notebook, run it, move a slider or click "run",
-and see the figure (and a number) follow.
+and see the figure (and a number) follow. And the static HTML book (``redcore_lite.book``): every
+page of the book built from the smoke-executed notebooks shows its figures and typeset equations,
+with every request that would leave ``file://`` blocked.
 
 Starts its own JupyterLab on 127.0.0.1 (free port, random token, temporary root holding copies of
 the notebooks, temporary settings/workspaces/runtime dirs, ``CI=true`` so the notebooks use the
@@ -165,24 +167,34 @@ def _open(lab: Lab, browser, name: str):
     return page
 
 
-def _run_all(page) -> None:
-    """Run → Run All Cells; wait until the last code cell has a number, failing on an error."""
+def _run_all(page, lab: Lab, name: str) -> None:
+    """Run → Run All Cells; wait until the kernel has run every cell, failing on an error.
+
+    Done when no prompt reads ``[*]:`` and the notebook's kernel, busy since the click, has been
+    idle for 2 s (the last code cells may be solutions with their source hidden, whose prompts
+    JupyterLab does not draw, so "the last prompt has a number" cannot be the signal)."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    try:
-        status = page.wait_for_function("""() => {
-            const err = document.querySelector('.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.error"]');
-            if (err) return 'error: ' + err.textContent;
-            const prompts = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt');
-            const last = prompts[prompts.length - 1];
-            return last && /^\\[\\d+\\]:$/.test(last.textContent.trim()) ? 'done' : false;
-        }""", timeout=RUN_ALL_S * 1000).json_value()
-    except sync_api.TimeoutError:
-        _shot(page, "run_all_timeout.png")
-        prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_inner_texts()
-        pytest.fail(f"Run All Cells did not finish in {RUN_ALL_S} s; prompts: {prompts} "
-                    f"(screenshot {SHOTS / 'run_all_timeout.png'})")
-    assert status == "done", f"a cell failed during Run All Cells: {status[:2000]}"
+    deadline, busy_seen, idle_since = time.monotonic() + RUN_ALL_S, False, None
+    while True:
+        err = page.locator('.jp-NotebookPanel [data-mime-type="application/vnd.jupyter.error"]')
+        assert err.count() == 0, f"a cell failed during Run All Cells: {err.first.text_content()[:2000]}"
+        states = [s["kernel"]["execution_state"] for s in lab.api("GET", "/api/sessions")
+                  if s["path"].endswith(name)]
+        running = page.locator(".jp-NotebookPanel .jp-InputPrompt", has_text=re.compile(r"\[\*\]")).count()
+        now = time.monotonic()
+        if states and states[0] == "busy" or running:
+            busy_seen, idle_since = True, None
+        elif busy_seen:
+            idle_since = idle_since or now
+            if now - idle_since >= 2.0:
+                return
+        if now > deadline:
+            _shot(page, "run_all_timeout.png")
+            prompts = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            pytest.fail(f"Run All Cells did not finish in {RUN_ALL_S} s; prompts: {prompts} "
+                        f"(screenshot {SHOTS / 'run_all_timeout.png'})")
+        time.sleep(0.2)
 
 
 def _run_cells(page, *markers: str) -> None:
@@ -245,7 +257,7 @@ def _realised(cell, modality: str) -> tuple[float, float]:
 def test_missing_rate_slider_redraws_the_mask_figure(lab, browser):
     page = _open(lab, browser, "01_missing_patterns.ipynb")
     try:
-        _run_all(page)
+        _run_all(page, lab, "01_missing_patterns.ipynb")
         cell = _widget_cell(page)
         img = cell.locator(".widget-output img")
         handle, readout = _slider(cell, "r_A")
@@ -301,3 +313,83 @@ def test_run_button_retrains_and_redraws_beta(lab, browser):
         page.close()
     lab.shutdown_kernels()
 
+
+
+MATHJAX_S = 60  # upper bound for MathJax to typeset one page (about 2 s for notebook 00)
+
+
+@pytest.fixture(scope="module")
+def book_dir(executed_notebooks, tmp_path_factory) -> Path:
+    from redcore_lite import book
+
+    out = tmp_path_factory.mktemp("book")
+    book.build_book(executed_notebooks, out)
+    return out
+
+
+def _expected(nb_path: Path) -> tuple[int, bool]:
+    """(image/png outputs, whether a markdown cell holds $ math) of an executed notebook."""
+    cells = json.loads(nb_path.read_text(encoding="utf-8"))["cells"]
+    pngs = sum("image/png" in out.get("data", {}) for c in cells for out in c.get("outputs", []))
+    math = any("$" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return pngs, math
+
+
+def _book_page(page, text_selector: str) -> dict:
+    """Wait for MathJax to finish typesetting the open page, open every <details>, wait for the
+    images; return what is on the page (images, broken images, TeX scripts, typeset formulas, TeX
+    errors, and texts under ``text_selector`` that still hold a raw $...$ outside code)."""
+    page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue "
+                           "&& MathJax.Hub.queue.pending === 0 && !MathJax.Hub.queue.running",
+                           timeout=MATHJAX_S * 1000)
+    page.evaluate("() => document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)")
+    return page.evaluate("""(sel) => ({
+        images: document.images.length,
+        broken: Array.from(document.images).filter(i => !(i.naturalWidth > 0)).length,
+        tex: document.querySelectorAll('script[type^="math/tex"]').length,
+        typeset: document.querySelectorAll('.MathJax, .MathJax_Display, .MathJax_MathML, .MathJax_CHTML').length,
+        errors: document.querySelectorAll('.MathJax_Error, merror').length,
+        raw: Array.from(document.querySelectorAll(sel)).map(e => {
+                 const c = e.cloneNode(true);  // code blocks and spans may hold shell $ signs
+                 c.querySelectorAll('pre, code, script').forEach(n => n.remove());
+                 return c.textContent; })
+             .filter(t => /\\$[^$\\s][^$]*\\$/.test(t)).map(t => t.slice(0, 120)),
+    })""", text_selector)
+
+
+@pytest.mark.slow
+def test_book_pages_show_figures_and_equations_offline(book_dir, executed_notebooks, browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    remote: list[str] = []
+
+    def only_files(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:  # the book must not need the network: record and block
+            remote.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_files)
+    page = context.new_page()
+    try:
+        page.goto((book_dir / "index.html").as_uri())
+        hrefs = page.locator("ol.course a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+        names = sorted(p.stem for p in executed_notebooks.glob("[0-9]*.ipynb"))
+        assert hrefs == [f"{n}.html" for n in names], "the index must list every notebook in course order"
+        seen = _book_page(page, "ol.course")
+        assert seen["typeset"] > 0 and seen["errors"] == 0 and not seen["raw"], f"index: TeX not typeset: {seen}"
+        for name in names:
+            page.goto((book_dir / f"{name}.html").as_uri())
+            seen = _book_page(page, '.jp-RenderedMarkdown')
+            pngs, math = _expected(executed_notebooks / f"{name}.ipynb")
+            assert seen["images"] >= pngs > 0, f"{name}: {seen['images']} images on the page, {pngs} figures"
+            assert seen["broken"] == 0, f"{name}: {seen['broken']} images did not load"
+            if math:
+                assert seen["tex"] > 0 and seen["typeset"] >= seen["tex"], f"{name}: equations not typeset: {seen}"
+            assert seen["errors"] == 0 and not seen["raw"], f"{name}: raw or broken TeX left: {seen['raw'][:3]}"
+            if name.startswith("00"):
+                _shot(page, "book_00.png")
+    finally:
+        context.close()
+    assert remote == [], f"the book asked the network for {remote[:5]}"
