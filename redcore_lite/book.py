@@ -83,9 +83,10 @@ def plotting_calls(source: str) -> list[str]:
         if isinstance(node, ast.Call):
             name = _dotted(node.func)
             head, _, last = name.rpartition(".")
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else None
             if (head in PLOT_MODULES and last not in NOT_DRAWING) or \
-                    (isinstance(node.func, ast.Attribute) and node.func.attr in PLOT_METHODS and head not in ("np", "torch")):
-                found.append((node.lineno, node.col_offset, name or f"….{node.func.attr}"))
+                    (method in PLOT_METHODS and head not in ("np", "torch")):
+                found.append((node.lineno, node.col_offset, name or f"….{method}"))
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -196,7 +197,8 @@ def _template(prev_link: str, next_link: str) -> str:
             "{% block jupyter_widgets %}{% endblock jupyter_widgets %}\n"
             "{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}\n"
             "{% block extra_css %}<style>.book-nav{font-family:sans-serif;padding:8px 16px;"
-            "border-bottom:1px solid #ccc} .book-nav a{margin-right:1.5em} details.book-solution>summary{cursor:pointer;"
+            "border-bottom:1px solid #ccc} .book-nav a{margin-right:1.5em} "
+            "details.book-solution>summary{cursor:pointer;"
             "color:#1a5fb4;margin:4px 0 4px 100px}</style>{% endblock extra_css %}\n"
             "{%- block body_header -%}{{ super() }}" + nav + "{%- endblock body_header -%}\n"
             "{% block codecell %}{%- if 'solution' in cell.metadata.get('tags', []) -%}"

@@ -20,13 +20,14 @@ from matplotlib.patches import FancyBboxPatch
 from . import plots
 from .config import LossConfig
 from .masking import pattern_names
+from .model import RedCore
 
 __all__ = ["part_sizes", "architecture", "pattern_grid", "sweep_with_chance",
            "floored_sphere_projection", "beta_updates", "beta_trace", "difference_forest",
            "legend_outside"]
 
 
-def part_sizes(model: torch.nn.Module) -> dict[str, int]:
+def part_sizes(model: RedCore) -> dict[str, int]:
     """Trainable parameters per part of a :class:`~redcore_lite.model.RedCore`.
 
     Returns:
@@ -56,7 +57,7 @@ def _arrow(ax: Axes, x0: float, y0: float, x1: float, y1: float, color: str = "0
                             "shrinkA": 0, "shrinkB": 0})
 
 
-def architecture(model: torch.nn.Module, modalities: Sequence[str], input_dims: Sequence[int],
+def architecture(model: RedCore, modalities: Sequence[str], input_dims: Sequence[int],
                  loss: LossConfig | None = None) -> Figure:
     """Block diagram of a built RedCore model, read from the model itself.
 
@@ -149,10 +150,7 @@ def pattern_grid(patterns: torch.Tensor | np.ndarray, modalities: Sequence[str],
         raise ValueError(f"patterns: got shape {tuple(pats.shape)}; allowed: [P, {len(modalities)}]")
     own = ax is None
     plots.set_theme()
-    if own:
-        fig, ax = plt.subplots(figsize=(0.8 * len(pats) + 1.5, 0.45 * len(modalities) + 1.3))
-    else:
-        fig = ax.figure
+    fig, ax = plots._canvas(ax, (0.8 * len(pats) + 1.5, 0.45 * len(modalities) + 1.3))
     ax.imshow(pats.t().float().numpy(), aspect="auto", cmap="Blues", vmin=-0.25, vmax=1.0,
               interpolation="nearest")
     ax.set_xticks(range(len(pats)), pattern_names(pats, modalities))
@@ -177,10 +175,7 @@ def sweep_with_chance(table: pd.DataFrame, x: str, y: str, *, chance: float, uni
     the data (below the axes)."""
     own = ax is None
     plots.set_theme()
-    if own:
-        fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    else:
-        fig = ax.figure
+    fig, ax = plots._canvas(ax, (6.5, 3.8))
     plots.sweep(table, x, y, unit=unit, logx=logx, ax=ax)
     ax.axhline(chance, color="0.3", linestyle="--", linewidth=1.2, label=f"chance ({chance:.3f})")
     if unit is not None:
@@ -232,10 +227,7 @@ def beta_updates(v: torch.Tensor, floor: float, modalities: Sequence[str], *,
     proj = floored_sphere_projection(v, floor)
     own = ax is None
     plots.set_theme()
-    if own:
-        fig, ax = plt.subplots(figsize=(6.5, 3.4))
-    else:
-        fig = ax.figure
+    fig, ax = plots._canvas(ax, (6.5, 3.4))
     pos, width = np.arange(len(modalities)), 0.38
     for k, (vals, name) in enumerate(((release, "release: clamp, then rescale"),
                                        (proj, "projection: scale, then clamp"))):
@@ -264,10 +256,7 @@ def beta_trace(beta: torch.Tensor | np.ndarray, modalities: Sequence[str], floor
         raise ValueError(f"beta: got shape {b.shape}; allowed: [T, {len(modalities)}]")
     own = ax is None
     plots.set_theme()
-    if own:
-        fig, ax = plt.subplots(figsize=(7.5, 3.6))
-    else:
-        fig = ax.figure
+    fig, ax = plots._canvas(ax, (7.5, 3.6))
     steps = np.arange(len(b))
     for m, name in enumerate(modalities):
         ax.plot(steps, b[:, m], color=f"C{m}", linewidth=1.1, label=f"β {name}")
@@ -299,10 +288,7 @@ def difference_forest(diffs: pd.DataFrame, metric: str = "f1", *, baseline: str 
     variants = list(dict.fromkeys(part["variant"]))
     own = ax is None
     plots.set_theme()
-    if own:
-        fig, ax = plt.subplots(figsize=(7, 0.42 * len(patterns) * max(1, len(variants) / 1.5) + 1.6))
-    else:
-        fig = ax.figure
+    fig, ax = plots._canvas(ax, (7, 0.42 * len(patterns) * max(1, len(variants) / 1.5) + 1.6))
     step = 0.7 / max(len(variants), 1)
     for k, variant in enumerate(variants):
         rows = part[part["variant"] == variant].set_index("pattern").reindex(patterns)

@@ -428,11 +428,11 @@ def pattern_equity(tables: Mapping[str, pd.DataFrame], modalities: Sequence[str]
     (:func:`redcore_lite.diagnostics.marginal_contributions`) per run."""
     from .diagnostics import marginal_contributions
     own = axes is None
-    if own:
+    if axes is None:
         set_theme()
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
     else:
-        fig = axes[0].figure
+        fig = _figure_of(axes[0])
     marg = []
     for i, (name, t) in enumerate(tables.items()):
         rows = t[t["pattern"] != "overall"]

@@ -394,14 +394,14 @@ def holm(p: Sequence[float]) -> np.ndarray:
     ``max_{j <= i} min(1, (m - j + 1) p_(j))`` (1-based j); NaN p-values are left out of the
     family and stay NaN. Rejecting where the adjusted value is below alpha controls the
     family-wise error rate at alpha."""
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
+    ps = np.asarray(p, dtype=float)
+    out = np.full(ps.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(ps))
     if len(ok) == 0:
         return out
-    order = ok[np.argsort(p[ok], kind="stable")]
+    order = ok[np.argsort(ps[ok], kind="stable")]
     m = len(order)
-    adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adj = np.minimum(1.0, (m - np.arange(m)) * ps[order])
     out[order] = np.maximum.accumulate(adj)
     return out
 
@@ -411,14 +411,14 @@ def paired_p(x: Sequence[float]) -> float:
     is 0, else 0). It is below 1 - c exactly when :func:`mean_ci`'s c-interval excludes 0."""
     from scipy import stats
 
-    x = np.asarray(x, dtype=float)
-    if len(x) < 2:
+    xs = np.asarray(x, dtype=float)
+    if len(xs) < 2:
         return float("nan")
-    sd = x.std(ddof=1)
+    sd = xs.std(ddof=1)
     if sd == 0:
-        return 1.0 if x.mean() == 0 else 0.0
-    t = x.mean() / (sd / np.sqrt(len(x)))
-    return float(2 * stats.t.sf(abs(t), len(x) - 1))
+        return 1.0 if xs.mean() == 0 else 0.0
+    t = xs.mean() / (sd / np.sqrt(len(xs)))
+    return float(2 * stats.t.sf(abs(t), len(xs) - 1))
 
 
 def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,

@@ -596,6 +596,14 @@ def _unobserved_warning(config: Config, mod: str, kind: str) -> str:
             "test patterns with it feed it as an untrained input")
 
 
+def _global_beta(adv: RelativeAdvantage, rows: torch.Tensor
+                 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The upper level on every rank's Rec and observed counts (summed over ``rows``)."""
+    def step(rec: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        return adv.step(*D.global_rec(rec, rows))
+    return step
+
+
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
          callbacks: Sequence[Callable[[EpochEnd], None]],
          described: dict[str, Any] | None = None, setup: Sequence[str] = (),
@@ -708,14 +716,15 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
                 continue
             xs, lens = train.inputs(idx)
             avail = mask_dev.index_select(0, idx)
-            beta_fn = adv.step
+            beta_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = adv.step
             if D.world() > 1:  # every rank's Rec and n_m (mode "matched": of the complete rows)
                 rows = complete_rows(avail) if config.advantage.mode == "matched" else avail
-                beta_fn = lambda rec, obs, a=rows: adv.step(*D.global_rec(rec, a))
+                beta_fn = _global_beta(adv, rows)
             terms = train_step(step_model, optimizer, adv, config, xs, lens, avail,
                                train.labels.index_select(0, idx), clip_groups, present, beta_fn)
             etas.append(adv.eta)
             buf[s] = terms.history_row(adv.beta, adv.ra, adv.lbar)
+            assert terms.rows is not None and terms.grad_norm is not None  # train_step fills both
             accumulate_strata(strata, terms.rows, avail)
             gsum += terms.grad_norm
             for hook in step_hooks:
