@@ -204,7 +204,7 @@ def run_lite(arm: str, corpus: dict, seed: int, epochs: int) -> dict[str, Any]:
     import torch
 
     import redcore_lite as rc
-    from redcore_lite import trainer
+    from redcore_lite import step as rc_step  # EagerStep calls step.train_step once per step
     from redcore_lite.datasets import load_mmin
 
     torch.set_num_threads(1)
@@ -216,7 +216,7 @@ def run_lite(arm: str, corpus: dict, seed: int, epochs: int) -> dict[str, Any]:
     sections["mask"] = {**sections.get("mask", {}), "rates": RATES}
     config = rc.override(rc.preset("paper"), **sections)
     steps: list[float] = []
-    step = trainer.train_step
+    step = rc_step.train_step
 
     def timed(*args, **kwargs):
         t0 = time.perf_counter()
@@ -224,13 +224,13 @@ def run_lite(arm: str, corpus: dict, seed: int, epochs: int) -> dict[str, Any]:
         steps.append(time.perf_counter() - t0)
         return out
 
-    trainer.train_step = timed
+    rc_step.train_step = timed
     try:
         start = time.perf_counter()
         result = rc.fit(config, splits)
         wall = time.perf_counter() - start
     finally:
-        trainer.train_step = step
+        rc_step.train_step = step
     test = result.test.set_index("pattern")
     hist = result.history.groupby("epoch")
     mods = result.modalities

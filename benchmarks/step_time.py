@@ -77,7 +77,7 @@ def _profile(step, device, steps: int = 3) -> dict:
         if evt.device_type == torch.autograd.DeviceType.CUDA:
             kernels += 1
             busy_us += getattr(evt, "device_time", None) or getattr(evt, "cuda_time", 0.0)
-        elif evt.name.startswith("redcore::"):  # the step's parts (trainer._region), host time
+        elif evt.name.startswith("redcore::"):  # the step's parts (step.region), host time
             key = evt.name.split("::")[1]
             host_us[key] = host_us.get(key, 0.0) + evt.cpu_time_total
     return {"kernels_per_step": kernels / steps, "gpu_busy_ms_per_step": busy_us / steps / 1000,
@@ -115,8 +115,8 @@ def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[
     model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
     opt = rc.trainer.make_optimizer(model, cfg)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
-    groups = rc.trainer._clip_groups(model)
-    presents = [rc.trainer._epoch_plan(torch.arange(len(d[3])), d[2].cpu(), len(d[3]), device)[0][1]
+    groups = rc.step.clip_groups(model)
+    presents = [rc.batching.epoch_plan(torch.arange(len(d[3])), d[2].cpu(), len(d[3]), device)[0][1]
                 for d in data]
     turn = iter(range(1 << 62))
 
@@ -134,11 +134,11 @@ STATIC_CASES = {"paper-compiled": (True, True, False), "paper-graph": (False, Fa
 
 
 def static_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[], None]:
-    """One `paper` step per call through :class:`redcore_lite.graphs.StaticStep` (every row
+    """One `paper` step per call through :class:`redcore_lite.step.StaticStep` (every row
     encoded; replayed as a CUDA graph on a GPU for the ``-graph`` cases), set up as ``fit`` sets it
     up for ``train.compile`` / ``train.cuda_graph``, rotating over the batches in ``data``."""
     from redcore_lite.data import MultimodalData
-    from redcore_lite.graphs import StaticStep
+    from redcore_lite.step import StaticStep
 
     bf16, compiled, graph = STATIC_CASES[case]
     cfg = rc.override(rc.preset("paper"), train={"bf16": bf16, "compile": compiled, "cuda_graph": graph,
@@ -147,14 +147,14 @@ def static_step(case: str, device: torch.device, data: list[tuple]) -> Callable[
     step_model = torch.compile(model, dynamic=False) if compiled else model  # as fit()
     opt = rc.trainer.make_optimizer(model, cfg)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3, device)
-    groups = rc.trainer._clip_groups(model)
+    groups = rc.step.clip_groups(model)
     names = ("a", "v", "l")
     train = MultimodalData({n: torch.cat([d[0][m] for d in data]) for m, n in enumerate(names)},
                            torch.cat([d[3] for d in data]), 4,
                            {n: torch.cat([d[1][m] for d in data]) for m, n in enumerate(names)})
     mask = torch.cat([d[2] for d in data]).bool()
     step_fn = StaticStep(model, step_model, opt, adv, cfg, train, mask,
-                         lambda: rc.trainer._clip(*groups, cfg.train.clip_norm),
+                         lambda: rc.step.clip_gradients(*groups, cfg.train.clip_norm),
                          capture=graph and device.type == "cuda")
     b = len(data[0][3])
     idx = [torch.arange(k * b, (k + 1) * b, device=device) for k in range(len(data))]

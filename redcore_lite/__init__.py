@@ -2,8 +2,9 @@
 
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
-from . import (advantage, callbacks, config, custom, custom_io, data, datasets, distributed, generators,
-               losses, masking, metrics, model, optim, registry, sweep, trainer, vib)
+from . import (advantage, batching, callbacks, config, custom, custom_io, data, datasets, distributed,
+               evaluation, generators, losses, masking, metrics, model, optim, registry, result, state,
+               step, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
 from .custom import from_arrays, from_frame, split_by, split_data
@@ -11,7 +12,10 @@ from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, 
 from .masking import eval_patterns, make_mask, pattern_names, realised_rates
 from .model import RedCore, RedCoreOutput, build_model
 from .callbacks import Callback, StepEnd, TensorBoardLogger
-from .trainer import EpochEnd, Result, evaluate, fit
+from .evaluation import evaluate
+from .result import EpochEnd, Result
+from .state import TrainState
+from .trainer import fit
 
 from ._version import __version__
 
@@ -35,5 +39,6 @@ __all__ = [
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
     "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",
     "callbacks", "Callback", "StepEnd", "TensorBoardLogger", "registry",
+    "batching", "evaluation", "result", "state", "step", "TrainState",
     "__version__",
 ]

@@ -133,7 +133,7 @@ class RelativeAdvantage:
     def schedule(self) -> bool:
         """The host's part of a step: grow eta on its schedule, count the step, and say whether
         beta moves at this step (modes "ra" and "matched", every ``interval`` steps). :meth:`step` calls it; a
-        CUDA graph step (:mod:`redcore_lite.graphs`) calls it before replaying the device part."""
+        CUDA graph step (:class:`redcore_lite.step.StaticStep`) calls it before replaying the device part."""
         c = self.config
         if self.t % c.growth_every == 0:
             self.eta *= c.growth

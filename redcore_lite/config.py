@@ -189,7 +189,7 @@ class TrainConfig:
     compile: bool = False
     # replay each training step as one CUDA graph (opt-in, CUDA only, one process; every encoder
     # runs on the whole batch so that shapes are static): removes the per-kernel launch cost
-    # that bounds a GPU step (redcore_lite.graphs)
+    # that bounds a GPU step (redcore_lite.step.StaticStep)
     cuda_graph: bool = False
     tf32: bool = False  # allow TF32 matmuls on Ampere+ GPUs (CUDA only; ignored on CPU)
     # with observed holes in val/test (scored by each sample's observed pattern): also score the

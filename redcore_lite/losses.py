@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,7 +15,8 @@ from .config import LossConfig
 from .model import RedCoreOutput
 from .vib import kl_divergence
 
-__all__ = ["masked_kl", "reconstruction_loss", "complete_rows", "LossTerms", "compute_losses"]
+__all__ = ["masked_kl", "reconstruction_loss", "complete_rows", "LossTerms", "network_terms",
+           "advantage_input", "weigh_reconstruction", "compute_losses"]
 
 
 def masked_kl(mu: torch.Tensor, logvar: torch.Tensor, avail: torch.Tensor, weight: float) -> torch.Tensor:
@@ -62,7 +64,7 @@ class LossTerms:
     rec: torch.Tensor  # [M]
     observed: torch.Tensor  # [M] bool
     rows: torch.Tensor | None = None  # [M, B] each row's detached ||g_m - z_m||^2 (0 where absent)
-    grad_norm: torch.Tensor | None = None  # [M] encoder gradient norms (set by trainer.train_step)
+    grad_norm: torch.Tensor | None = None  # [M] encoder gradient norms (set by step.train_step)
 
     def history_row(self, *state: torch.Tensor) -> torch.Tensor:
         """One row of the training history, on the device: loss, fused CE, then per modality
@@ -87,21 +89,15 @@ def complete_rows(avail: torch.Tensor) -> torch.Tensor:
     return a & a.all(1, keepdim=True)
 
 
-def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, beta: BetaSource,
-                   config: LossConfig, peers: str = "any") -> LossTerms:
-    """The full lower-level loss.
+def network_terms(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor,
+                  config: LossConfig) -> LossTerms:
+    """Every term of the lower-level loss for the network's output, before beta is known.
 
-    Args:
-        out: the model's output; y: ``[B]`` labels; avail: ``[B, M]``.
-        beta: ``[M]`` weights, or a function ``(rec, observed) -> beta`` called once the
-            reconstruction losses are known (the trainer passes the upper-level step here, so the
-            loss uses the freshly updated beta, as the release does).
-        peers: what the function ``beta`` is given: ``"any"`` (Rec over every row that has the
-            modality, the loss's own Rec; RedCore) or ``"all"`` (Rec over the complete rows only,
-            :func:`complete_rows`; advantage mode "matched"). The loss always uses the first.
+    ``total`` holds ``w_fused CE(fused) + w_uni sum_m CE(head_m) + sum_m KL_m`` (no reconstruction
+    term yet); :func:`weigh_reconstruction` adds ``w_rec sum_m beta_m Rec_m``. A training step
+    computes these terms, lets the upper level move beta from this batch's Rec
+    (:func:`advantage_input`), then weighs Rec with the new beta, as the release does.
     """
-    if peers not in ("any", "all"):
-        raise ValueError(f"peers: got {peers!r}; allowed: 'any' or 'all'")
     num_mod = out.z.shape[0]
     ce_fused = F.cross_entropy(out.logits.float(), y)
     if out.unimodal_logits is not None:
@@ -115,12 +111,46 @@ def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, bet
     else:
         kl = ce_fused.new_zeros(num_mod)
     rec, observed, per_row = reconstruction_loss(out.generated.float(), out.z.float(), avail, True)
+    base = _weighted(config.w_fused, ce_fused) + _weighted(config.w_unimodal, ce_uni.sum()) + kl.sum()
+    return LossTerms(base, ce_fused, ce_uni, kl, rec, observed, per_row.detach())
+
+
+def advantage_input(out: RedCoreOutput, avail: torch.Tensor, terms: LossTerms, peers: str = "any"
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the upper level reads: ``(rec [M], observed [M] bool)``.
+
+    ``peers="any"``: the loss's own Rec (every row that has the modality; RedCore);
+    ``"all"``: Rec over the complete rows only (:func:`complete_rows`; advantage mode "matched").
+    """
+    if peers == "all":
+        rec, observed = reconstruction_loss(out.generated.float().detach(), out.z.float().detach(),
+                                            complete_rows(avail))
+        return rec, observed
+    if peers != "any":
+        raise ValueError(f"peers: got {peers!r}; allowed: 'any' or 'all'")
+    return terms.rec, terms.observed
+
+
+def weigh_reconstruction(terms: LossTerms, beta: torch.Tensor, config: LossConfig) -> LossTerms:
+    """``terms`` (from :func:`network_terms`) with ``w_rec sum_m beta_m Rec_m`` added to ``total``."""
+    return dataclasses.replace(terms, total=terms.total + _weighted(config.w_rec, (beta * terms.rec).sum()))
+
+
+def compute_losses(out: RedCoreOutput, y: torch.Tensor, avail: torch.Tensor, beta: BetaSource,
+                   config: LossConfig, peers: str = "any") -> LossTerms:
+    """The full lower-level loss (:func:`network_terms`, then :func:`weigh_reconstruction`).
+
+    Args:
+        out: the model's output; y: ``[B]`` labels; avail: ``[B, M]``.
+        beta: ``[M]`` weights, or a function ``(rec, observed) -> beta`` called once the
+            reconstruction losses are known (with :func:`advantage_input` of ``peers``).
+        peers: what the function ``beta`` is given: ``"any"`` (Rec over every row that has the
+            modality, the loss's own Rec; RedCore) or ``"all"`` (Rec over the complete rows only,
+            :func:`complete_rows`; advantage mode "matched"). The loss always uses the first.
+    """
+    if peers not in ("any", "all"):
+        raise ValueError(f"peers: got {peers!r}; allowed: 'any' or 'all'")
+    terms = network_terms(out, y, avail, config)
     if callable(beta):
-        if peers == "all":
-            beta = beta(*reconstruction_loss(out.generated.float().detach(), out.z.float().detach(),
-                                             complete_rows(avail)))
-        else:
-            beta = beta(rec, observed)
-    total = (_weighted(config.w_fused, ce_fused) + _weighted(config.w_unimodal, ce_uni.sum())
-             + kl.sum() + _weighted(config.w_rec, (beta * rec).sum()))
-    return LossTerms(total, ce_fused, ce_uni, kl, rec, observed, per_row.detach())
+        beta = beta(*advantage_input(out, avail, terms, peers))
+    return weigh_reconstruction(terms, beta, config)

@@ -8,45 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-import numpy as np
 import torch
 from torch import nn
 
+from .batching import PresentRows
 from .config import ModelConfig
 from .layers import Dropout
 from .generators import ResidualGenerators, StackedLinear
 from .vib import MLPBackbone, TransformerBackbone, VIBEncoder, _Block, reparameterize
 
 __all__ = ["RedCoreOutput", "PresentRows", "RedCore", "build_model", "release_init", "INITS"]
-
-
-@dataclass(frozen=True)
-class PresentRows:
-    """Where each modality is present in a batch, as the encoders need it.
-
-    ``rows[m]``: ``[n_m]`` indices of the batch rows where modality m is present. ``pos``:
-    ``[M * B]``; entry ``m * B + i`` is the row that holds (modality m, sample i) in the
-    concatenation, over m, of [the encoding of a zero input, the encodings of the n_m present rows].
-    The trainer builds these on the host once per epoch (:meth:`build` on CPU tensors), so a step
-    never waits for the device.
-    """
-
-    rows: tuple[torch.Tensor, ...]
-    pos: torch.Tensor
-
-    @staticmethod
-    def build(avail: torch.Tensor) -> PresentRows:
-        """From ``avail: [B, M]`` (bool or 0/1), computed on the host (a CUDA ``avail`` syncs)."""
-        a = avail.detach().bool().cpu().numpy()
-        counts = 1 + a.sum(0)  # [M]: a zero row plus the present rows
-        rank = np.cumsum(a, 0) * a  # [B, M]: 1 + rank among the present rows, or 0 (the zero row)
-        pos = (rank + (np.cumsum(counts) - counts)).T.reshape(-1)
-        rows = [np.flatnonzero(a[:, m]) for m in range(a.shape[1])]
-        return PresentRows(tuple(_long(r, avail.device) for r in rows), _long(pos, avail.device))
-
-
-def _long(values: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(values.astype(np.int64)).to(device)
 
 
 @dataclass
@@ -190,7 +161,7 @@ class RedCore(nn.Module):
         missing modality's input zeroed and its length set to the full length (the zero input of
         :meth:`encode_masked`). The same values in evaluation; in training each missing row gets
         its own dropout draw (as in the release). Costs more arithmetic, but its shapes do not
-        depend on the mask, which a CUDA graph needs (:mod:`redcore_lite.graphs`).
+        depend on the mask, which a CUDA graph needs (:class:`redcore_lite.step.StaticStep`).
         """
         hs, encs = [], cast("Sequence[VIBEncoder]", self.encoders)
         for enc, x, ln, a in zip(encs, inputs, lengths, avail.t().bool()):

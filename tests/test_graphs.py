@@ -7,7 +7,7 @@ import torch
 import redcore_lite as rc
 from redcore_lite.advantage import RelativeAdvantage
 from redcore_lite.config import AdvantageConfig
-from redcore_lite.graphs import StaticStep
+from redcore_lite.step import StaticStep
 from redcore_lite.optim import Adam
 from conftest import TEST_DEVICE, tiny_config, tiny_splits
 
@@ -207,16 +207,16 @@ def test_graph_steps_never_sync():
     model = rc.build_model(cfg.model, train.dims, splits.num_classes, seed=0).to(dev)
     opt = rc.trainer.make_optimizer(model, cfg)
     adv = RelativeAdvantage(cfg.advantage, 3, dev)
-    groups = rc.trainer._clip_groups(model)
+    groups = rc.step.clip_groups(model)
     mask = rc.make_mask(len(train), cfg.mask.rates, torch.Generator().manual_seed(0)).to(dev)
     step = StaticStep(model, model, opt, adv, cfg, train, mask,
-                      lambda: rc.trainer._clip(*groups, 1.0), capture=True)
+                      lambda: rc.step.clip_gradients(*groups, 1.0), capture=True)
     idx = [torch.arange(i, i + 16, device=dev) for i in range(0, 64, 16)]
     step(idx[0])  # capture
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        rows = [step(i).clone() for i in idx[1:]]
+        rows = [step(i).row.clone() for i in idx[1:]]
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert step.replays == 4 and torch.isfinite(torch.stack(rows)).all()

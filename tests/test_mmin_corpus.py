@@ -132,7 +132,7 @@ def test_collapse_after_the_selected_epoch_is_reported(cfg3, splits3, monkeypatc
     from redcore_lite import trainer
 
     calls = iter(range(100))
-    monkeypatch.setattr(trainer, "_overall", lambda *a: {"wa": 0.5, "ua": 0.5, "f1": 1.0 - next(calls) / 100})
+    monkeypatch.setattr(trainer, "overall_scores", lambda *a: {"wa": 0.5, "ua": 0.5, "f1": 1.0 - next(calls) / 100})
     cfg = rc.override(cfg3, train={"epochs_constant": 2, "epochs_decay": 1})
     last = cfg.epochs - 1
     monkeypatch.setattr(trainer, "collapse_warning", lambda row, mods, ratio=0.1: (

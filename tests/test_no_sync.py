@@ -26,8 +26,8 @@ def _step_reads(cfg, splits=None):
     model = rc.build_model(cfg.model, splits.train.dims, splits.num_classes, seed=0)
     adv = rc.advantage.RelativeAdvantage(cfg.advantage, 3)
     mask = rc.masking.training_mask(cfg.mask, splits.train, torch.Generator().manual_seed(0))
-    plan = rc.trainer._epoch_plan(torch.arange(len(splits.train)), mask, 16, torch.device("cpu"))
-    groups = rc.trainer._clip_groups(model)
+    plan = rc.batching.epoch_plan(torch.arange(len(splits.train)), mask, 16, torch.device("cpu"))
+    groups = rc.step.clip_groups(model)
     optimizer = rc.trainer.make_optimizer(model, cfg)  # the real one: its step is counted too
     assert optimizer.fused
     counter = CountReads()

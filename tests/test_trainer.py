@@ -123,7 +123,7 @@ def test_checkpoint_reloads_best_model(tmp_path, cfg3, splits3):
 def test_epoch_scores_are_evaluates_overall_row(cfg3, splits3):
     """The per-epoch validation scores (the epoch selection) equal evaluate()'s overall row."""
     res = rc.fit(cfg3, splits3)
-    got = rc.trainer._overall(res.model, splits3.val, 1024)
+    got = rc.evaluation.overall_scores(res.model, splits3.val, 1024)
     want = rc.evaluate(res.model, splits3.val).set_index("pattern").loc["overall"]
     assert got == {k: float(want[k]) for k in ("wa", "ua", "f1")}
     best = res.epochs.set_index("epoch").loc[res.best_epoch]
@@ -245,9 +245,9 @@ def test_clip_matches_clip_grad_norm_per_group_and_per_modality_slice():
         p.grad = torch.randn(p.shape, generator=gen) * scale
         q.grad = p.grad.clone()
     before = [p.grad.clone() for p in ours.parameters()]
-    plain, stacked = rc.trainer._clip_groups(ours)
-    rc.trainer._clip(plain, stacked, 1.0)
-    ref_plain, ref_stacked = rc.trainer._clip_groups(ref)
+    plain, stacked = rc.step.clip_groups(ours)
+    rc.step.clip_gradients(plain, stacked, 1.0)
+    ref_plain, ref_stacked = rc.step.clip_groups(ref)
     for params in ref_plain:
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
     for a, b in zip([p for g in plain for p in g], [p for g in ref_plain for p in g]):
@@ -306,7 +306,7 @@ def test_observed_fit_trains_on_the_data_holes(cfg3, holey3):
             enumerate(rc.masking.pattern_codes(rc.eval_patterns(3)).tolist()) if (codes == c).any()}
     assert test["n"].drop("overall").to_dict() == want
     assert test.loc["overall", "n"] == len(holey3.test) == sum(want.values())
-    got = rc.trainer._overall(res.model, holey3.val, 1024)
+    got = rc.evaluation.overall_scores(res.model, holey3.val, 1024)
     assert got == {k: float(res.val.set_index("pattern").loc["overall", k]) for k in ("wa", "ua", "f1")}
     assert res.val_complete is None and np.isfinite(res.history["loss"]).all()
 
