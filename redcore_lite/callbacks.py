@@ -1,7 +1,7 @@
 """Callbacks of :func:`redcore_lite.fit`: per step, per epoch, at the end; a TensorBoard logger.
 
 ``fit(config, callbacks=[...])`` takes plain functions (called with an
-:class:`~redcore_lite.trainer.EpochEnd` after every epoch, as before) and :class:`Callback`
+:class:`~redcore_lite.result.EpochEnd` after every epoch, as before) and :class:`Callback`
 objects, whose hooks are called
 
 - ``on_step(StepEnd)`` after every training step, with the step's history row **on the device**
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from .trainer import EpochEnd, Result
+    from .result import EpochEnd, Result
 
 __all__ = ["StepEnd", "Callback", "TensorBoardLogger", "split_callbacks"]
 

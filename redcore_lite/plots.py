@@ -287,14 +287,14 @@ def latent_collapse(runs: Mapping[str, pd.DataFrame], modalities: Sequence[str],
     Panels (log scales): the fused cross-entropy (training mean; a dotted line at chance, log C),
     the reconstruction loss (training mean over modalities), and the smallest ratio over
     modalities of the latents' between-sample spread to the posterior SD (validation, with the
-    collapse threshold of :func:`redcore_lite.trainer.collapse_warning`).
+    collapse threshold of :func:`redcore_lite.evaluation.collapse_warning`).
 
     Args:
         runs: name -> :meth:`Result.diagnostics` frame (index epoch; columns ``ce_fused``,
             ``rec_<m>``, ``spread_<m>``, ``post_sd_<m>``); modalities: names.
         num_classes: C, for the chance line of the first panel.
     """
-    from .trainer import COLLAPSE_RATIO
+    from .evaluation import COLLAPSE_RATIO
 
     set_theme()
     own = axes is None
