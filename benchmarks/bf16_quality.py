@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redcore_lite as rc  # noqa: E402
-from redcore_lite.checkpoint import dump_json  # noqa: E402
+from redcore_lite._files import dump_json  # noqa: E402
 
 
 def main() -> None:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import redcore_lite as rc  # noqa: E402
-from redcore_lite.checkpoint import dump_json  # noqa: E402
+from redcore_lite._files import dump_json  # noqa: E402
 
 
 def sync_free_steps(steps: int = 5) -> str:

@@ -60,7 +60,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from redcore_lite.checkpoint import atomic_write_text, dump_json  # noqa: E402
+from redcore_lite._files import atomic_write_text, dump_json  # noqa: E402
 from redcore_lite.config import RELEASE_PROTOCOL  # noqa: E402
 from redcore_lite.mmin_corpus import LEVELS  # noqa: E402
 

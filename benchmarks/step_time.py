@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import redcore_lite as rc  # noqa: E402
-from redcore_lite.checkpoint import dump_json  # noqa: E402
+from redcore_lite._files import dump_json  # noqa: E402
 
 DIMS, LENS, BATCH = (130, 342, 1024), (50, 20, 20), 128
 

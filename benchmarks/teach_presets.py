@@ -92,7 +92,7 @@ def main() -> None:
         print(f"{t['dataset']:9s} {t['variant']:10s} {t['fit_s_min']:7.2f}s {t['fit_s_median']:7.2f}s "
               f"{t['test_f1_mean']:6.3f}  {t['f1_minus_before_mean']:+.3f} "
               f"[{t['f1_minus_before_min']:+.3f}, {t['f1_minus_before_max']:+.3f}]")
-    from redcore_lite.checkpoint import dump_json
+    from redcore_lite._files import dump_json
     info = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "load_average": os.getloadavg(),
             "time": time.strftime("%Y-%m-%d %H:%M:%S"), "seeds": args.seeds, "rates": RATES,

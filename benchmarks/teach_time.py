@@ -70,7 +70,7 @@ def main() -> None:
               f"{r['fit_s_median']:.2f} s; the process's first {r['fit_s_all'][0]:.2f} s; "
               f"{r['steps']} steps, {r['epochs']} epochs, {r['threads']} "
               f"threads)  peak {r['peak_mb']:.0f} MB  test WA {r['test_wa']:.3f}", flush=True)
-    from redcore_lite.checkpoint import dump_json
+    from redcore_lite._files import dump_json
     import torch
     info = {"machine": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "load_average": os.getloadavg(), "time": time.strftime("%Y-%m-%d %H:%M:%S")}

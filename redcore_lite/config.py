@@ -183,7 +183,9 @@ class TrainConfig:
     seed: int = 0  # one seed for split, masks, initialisation, batches and dropout
     device: str = "auto"  # "auto", "cpu" or "cuda" (or "cuda:N")
     bf16: bool = False  # bf16 autocast in training (opt-in; fast on GPUs and CPUs with native bf16)
-    # torch.compile the model (opt-in; the step with static shapes, as for cuda_graph). Not
+    # torch.compile the model (opt-in). Runs the static-shape step, as cuda_graph does
+    # (redcore_lite.step.StaticStep: every row encoded with a missing input zeroed, so each missing
+    # row gets its own dropout draw: another random path than the default eager step). Not
     # bit-reproducible: compiled kernels round differently from run to run (about 1e-6 a step on
     # CPU), and use their own random streams
     compile: bool = False

@@ -220,7 +220,7 @@ def test_sequence_fit_with_transformer(cfg3):
 def test_atomic_writes_have_normal_permissions(tmp_path):
     import os
 
-    from redcore_lite.checkpoint import atomic_write_text
+    from redcore_lite._files import atomic_write_text
 
     old = os.umask(0o022)
     try:
