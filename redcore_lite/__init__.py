@@ -15,6 +15,12 @@ from .trainer import EpochEnd, Result, evaluate, fit
 
 from ._version import __version__
 
+# rc.data.from_arrays, from_frame, split_by: defined in custom (which imports data), so they are
+# attached here rather than imported by data (an upward import; docs/structure.md)
+for _name in ("from_arrays", "from_frame", "split_by"):
+    setattr(data, _name, getattr(custom, _name))
+del _name
+
 
 def __getattr__(name: str):
     """Import ``plots`` and ``diagrams`` (matplotlib, seaborn), ``widgets`` (ipywidgets) and ``book``
