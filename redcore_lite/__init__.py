@@ -3,7 +3,8 @@
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
 from . import (advantage, callbacks, config, custom, custom_io, data, datasets, distributed, generators,
-               losses, masking, metrics, model, optim, registry, sweep, trainer, vib)
+               grid, losses, masking, metrics, model, optim, registry, report, shipped, stats, sweep,
+               trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
 from .custom import from_arrays, from_frame, split_by, split_data
@@ -40,6 +41,7 @@ __all__ = [
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
     "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",
-    "callbacks", "Callback", "StepEnd", "TensorBoardLogger", "registry",
+    "callbacks", "Callback", "StepEnd", "TensorBoardLogger", "registry", "shipped", "grid", "stats",
+    "report",
     "__version__",
 ]
