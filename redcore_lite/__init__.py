@@ -3,8 +3,8 @@
 ``import redcore_lite as rc``; train with ``rc.fit(rc.preset("teach"))``.
 """
 from . import (advantage, batching, callbacks, config, custom, custom_io, data, datasets, distributed,
-               evaluation, generators, losses, masking, metrics, model, optim, registry, result, state,
-               step, sweep, trainer, vib)
+               evaluation, generators, grid, losses, masking, metrics, model, optim, registry, report,
+               result, shipped, state, stats, step, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, config_from_dict, config_to_dict, override, preset
 from .custom import from_arrays, from_frame, split_by, split_data
@@ -18,6 +18,12 @@ from .state import TrainState
 from .trainer import fit
 
 from ._version import __version__
+
+# rc.data.from_arrays, from_frame, split_by: defined in custom (which imports data), so they are
+# attached here rather than imported by data (an upward import; docs/structure.md)
+for _name in ("from_arrays", "from_frame", "split_by"):
+    setattr(data, _name, getattr(custom, _name))
+del _name
 
 
 def __getattr__(name: str):
@@ -38,7 +44,7 @@ __all__ = [
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
     "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",
-    "callbacks", "Callback", "StepEnd", "TensorBoardLogger", "registry",
-    "batching", "evaluation", "result", "state", "step", "TrainState",
+    "callbacks", "Callback", "StepEnd", "TensorBoardLogger", "registry", "shipped", "grid", "stats",
+    "report", "batching", "evaluation", "result", "state", "step", "TrainState",
     "__version__",
 ]

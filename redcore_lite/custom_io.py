@@ -32,6 +32,7 @@ import pandas as pd
 
 from .custom import from_arrays, from_frame, split_data
 from .data import MultimodalData, Splits, normalise as _normalise
+from .shipped import mfeat_data
 
 __all__ = ["file_digest", "parse_modalities", "read_npz", "read_table", "read_hdf5_folder",
            "read_custom", "load_custom", "mfeat_holes", "MFEAT_HOLES_RULE", "DIGIT_NAMES"]
@@ -351,8 +352,6 @@ def mfeat_holes(views: Sequence[str] = ("fou", "kar", "pix"), path: str | Path |
         One row per digit: ``id``, ``digit`` (a class name: "zero" ... "nine"), the measures
         ``ink``, ``slant``, ``saturation``, and ``VIEW_0 ... VIEW_{D-1}`` per view (NaN where absent).
     """
-    from .datasets import mfeat_data
-
     bad = [v for v in views if v not in MFEAT_HOLES_RULE]
     if bad or len(views) < 2 or len(set(views)) != len(views):
         raise ValueError(f"views: got {list(views)}; allowed: two or three distinct of "

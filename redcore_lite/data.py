@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ._checks import check_finite
+from .registry import dataset_config, get_dataset
 
 if TYPE_CHECKING:
     from .config import DataConfig
 
 __all__ = ["MultimodalData", "Splits", "stratified_split", "normalise", "make_synthetic",
-           "load_data"]  # also rc.data.from_arrays, from_frame, split_by (see __getattr__)
+           "load_data"]  # rc.data.from_arrays, from_frame, split_by: set by the package __init__
 
 
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -420,15 +421,4 @@ def load_data(config: DataConfig, seed: int = 0) -> Splits:
     if config.max_frames < 0:
         raise ValueError(f"data.max_frames: got {config.max_frames}; allowed: an integer >= 0 "
                          "(0 = all frames)")
-    from .registry import dataset_config, get_dataset  # synthetic, mfeat, ..., and yours
-
-    return get_dataset(config.name).loader(dataset_config(config), seed)
-
-
-def __getattr__(name: str) -> Any:
-    """``rc.data.from_arrays``, ``from_frame`` and ``split_by`` live in :mod:`redcore_lite.custom`."""
-    if name in ("from_arrays", "from_frame", "split_by"):
-        from . import custom
-
-        return getattr(custom, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return get_dataset(config.name).loader(dataset_config(config), seed)  # synthetic, ..., yours

@@ -7,7 +7,8 @@
   utterance id, fold folders with labels and utterance ids, ComParE mean/std per fold).
 - ``mosei``: the MMSA ``aligned_50.pkl`` of CMU-MOSEI (a pickle: load only a file you trust).
 
-The shipped files are package data in ``redcore_lite/data_files/`` (so a wheel install has them);
+The shipped files are package data in ``redcore_lite/data_files/`` (so a wheel install has them;
+their paths and the mfeat reader are in :mod:`redcore_lite.shipped`);
 ``data/`` of the repository holds their build scripts and README. Every loader returns
 :class:`~redcore_lite.data.Splits`; sequences are padded once, with lengths.
 """
@@ -26,35 +27,18 @@ import torch
 from .avdigits import AVDIGITS_HOLDOUTS, AVDIGITS_MODALITIES, SHAPE_VIEW, SPEAKERS, avdigits_splits
 from .data import MultimodalData, Splits, make_synthetic, normalise as _normalise, stratified_split
 from .registry import DatasetSpec, _register_builtin
+from .shipped import AVDIGITS_PATH, DATA_DIR, MFEAT_PATH, MFEAT_VIEWS, _shipped, mfeat_data
 
 __all__ = ["DATA_DIR", "MFEAT_PATH", "AVDIGITS_PATH", "MFEAT_VIEWS", "MMIN_FOLDS", "MMIN_FEATURES",
            "RELEASE_DIMS", "MOSEI_DIMS", "DATASETS", "mfeat_data", "load_mfeat", "load_avdigits",
            "pad_sequences", "load_mmin", "load_mosei", "load_named"]
 
-DATA_DIR = Path(__file__).resolve().parent / "data_files"  # shipped feature files (package data)
-MFEAT_PATH = DATA_DIR / "mfeat.npz"
-AVDIGITS_PATH = DATA_DIR / "avdigits.npz"
-MFEAT_VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}  # name -> dim
 MMIN_FOLDS = {"iemocap": 10, "msp": 12}  # folds are numbered 1..K (the release's cvNo)
 MMIN_FEATURES = {"A": "comparE", "V": "denseface", "L": "bert_large"}  # release feature files
 RELEASE_DIMS = {"comparE": 130, "denseface": 342, "bert_large": 1024}  # feature type -> dim
 MOSEI_DIMS = {"A": ("audio", 74), "V": ("vision", 35), "L": ("text", 768)}  # MMSA key, dim
 DATASETS = ("synthetic", "mfeat", "avdigits", "iemocap", "msp", "mosei", "custom")  # custom: your own file
 _SPLITS = ("trn", "val", "tst")
-
-
-def mfeat_data(views: Sequence[str] = ("fou", "kar", "pix"), path: str | Path | None = None
-               ) -> MultimodalData:
-    """All 2000 digits with the chosen views as float32 modalities ``[2000, D_view]``, labels 0..9."""
-    if isinstance(views, str) or len(views) < 2 or len(set(views)) != len(views) or any(
-            v not in MFEAT_VIEWS for v in views):
-        raise ValueError(f"views: got {views!r}; allowed: two or more distinct names among "
-                         + ", ".join(map(repr, MFEAT_VIEWS)))
-    path = _shipped(path, MFEAT_PATH, "mfeat", "build_mfeat.py")
-    with np.load(path, allow_pickle=False) as npz:
-        feats = {v: torch.from_numpy(npz[v].astype(np.float32)) for v in views}
-        labels = torch.from_numpy(npz["labels"].astype(np.int64))
-    return MultimodalData(feats, labels, 10, ids=[f"mfeat-{i}" for i in range(len(labels))])
 
 
 def load_mfeat(views: Sequence[str] = ("fou", "kar", "pix"), seed: int = 0,
@@ -72,16 +56,6 @@ def load_mfeat(views: Sequence[str] = ("fou", "kar", "pix"), seed: int = 0,
     """
     splits = stratified_split(mfeat_data(views, path), fractions, seed=seed)
     return _normalise(splits) if normalise else splits
-
-
-def _shipped(path: str | Path | None, default: Path, what: str, script: str) -> Path:
-    """``path`` (default: the shipped file), checked to exist."""
-    path = Path(path) if path is not None else default
-    if not path.is_file():
-        state = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ValueError(f"path: {str(path)!r} {state}; expected the {what} file shipped in "
-                         f"redcore_lite/data_files/ (rebuild it with data/{script})")
-    return path
 
 
 _AVDIGITS_KEYS = ("audio", "audio_lengths", "audio_digit", "audio_speaker", "audio_take", "image",

@@ -1,9 +1,10 @@
 """Extension points: datasets and encoder backbones that plug in without editing the library.
 
 Datasets. Each dataset owns its config: a frozen dataclass of the options it reads, and a loader
-``loader(dataset_config, seed) -> Splits``. :func:`load_data` (``data.name``) looks the name up
-here. The built-in datasets are registered by :mod:`redcore_lite.datasets` (imported with the
-package; this module imports nothing of the library's data code) with config dataclasses that
+``loader(dataset_config, seed) -> Splits``. :func:`~redcore_lite.data.load_data` (``data.name``)
+looks the name up here. The built-in datasets are registered by :mod:`redcore_lite.datasets`
+(imported with the package; this module imports nothing of the library's data code, not even
+for types: it sits below :mod:`redcore_lite.data`, which imports it) with config dataclasses that
 name the :class:`~redcore_lite.config.DataConfig` fields they read (``DataConfig`` stays the flat record a
 saved config holds, so configs and checkpoints written before the registry load unchanged). A
 new dataset's own options go in ``data.options`` (``{"noise": 0.3}``; a JSON/YAML ``--config``
@@ -36,10 +37,14 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .config import DataConfig, ModelConfig
-    from .data import Splits
 
 __all__ = ["DatasetSpec", "EncoderSpec", "register_dataset", "get_dataset", "dataset_names", "is_plugin",
            "dataset_config", "register_encoder", "get_encoder", "encoder_names", "BUILTIN_ENCODERS"]
+
+
+# loader(dataset_config, seed) -> redcore_lite.data.Splits; typed Any here, since importing Splits
+# (even for type checking) would make this module depend on redcore_lite.data, which imports it
+Loader = Callable[[Any, int], Any]
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class DatasetSpec:
 
     name: str
     config: type  # a dataclass of the dataset's options (data.options; built-ins: DataConfig fields)
-    loader: Callable[[Any, int], Splits]
+    loader: Loader
     description: str = ""
     builtin: bool = False
 
@@ -75,7 +80,7 @@ def _check_name(name: Any, what: str) -> str:
     return name
 
 
-def register_dataset(name: str, loader: Callable[[Any, int], Splits], config: type,
+def register_dataset(name: str, loader: Loader, config: type,
                      description: str = "", overwrite: bool = False) -> DatasetSpec:
     """Register a dataset: ``loader(config_instance, seed) -> Splits``; ``config`` a dataclass
     whose fields (with defaults) are the dataset's options. Returns the spec.

@@ -1,6 +1,10 @@
 """Ablation sweeps: variant x missing-rate setting x seed through :func:`fit`, a tidy results file
 that survives interruption, and paired statistics of every variant against RedCore.
 
+The runner lives here; the grid (variants, settings) in :mod:`redcore_lite.grid`, the statistics
+in :mod:`redcore_lite.stats` and the report in :mod:`redcore_lite.report`, each also reachable
+here (``rc.sweep.VARIANTS``, ``rc.sweep.paired_differences``, ``rc.sweep.report``).
+
 Runs with the same seed share the split, the training mask and the initialisation of every
 sub-network they have, so ``RedCore - variant`` per seed is a paired difference.
 The results file (CSV, columns :data:`COLUMNS`) gets each finished run's rows in one append
@@ -23,7 +27,7 @@ import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -35,6 +39,9 @@ import torch
 
 from ._files import atomic_write_text, dump_json, exclusive, lock_path, read_json, readable_file
 from .config import Config, check_config, config_from_dict, config_to_dict, override
+from .grid import BASELINE, DEFAULT_SETTINGS, METRICS, SETTING_GROUPS, SETTINGS, VARIANTS, _order
+from .report import report
+from .stats import WORST, holm, mean_ci, paired_differences, paired_p, seed_differences, with_worst
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
            "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences", "WORST",
@@ -45,28 +52,8 @@ __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELI
 class WorkerDied(RuntimeError):
     """A worker process of :func:`run_sweep` died (killed, out of memory); finished runs are kept."""
 
-BASELINE = "redcore"
-VARIANTS: dict[str, dict[str, dict[str, Any]]] = {  # name -> config override (see method doc)
-    "redcore": {},  # RedCore: adaptive beta from the relative advantage
-    "no_ra": {"advantage": {"mode": "fixed"}},  # beta fixed at 1
-    "uniform": {"advantage": {"mode": "uniform"}},  # beta fixed at 1/sqrt(M) (unit norm)
-    "inverse": {"advantage": {"mode": "inverse"}},  # beta ∝ 1/(1 - r_m), unit norm, fixed
-    "no_vib": {"model": {"vib": False}},  # deterministic encoder, no KL
-    "no_rec": {"loss": {"w_rec": 0.0}},  # no cross-modal reconstruction (generators untrained)
-    "zero_imp": {"model": {"imputation": "zero"}},  # zeros for missing latents (late fusion)
-    "no_heads": {"model": {"unimodal_heads": False}},  # no per-modality classifiers
-    "complete": {"train": {"complete_only": True}},  # train on complete samples only
-    "redraw": {"mask": {"redraw_each_epoch": True}},  # release protocol: masks move every epoch
-    "matched": {"advantage": {"mode": "matched"}},  # peer-matched RA: Rec on complete rows only
-}
-_PERMS = {"imb_258": (0.2, 0.5, 0.8), "imb_285": (0.2, 0.8, 0.5), "imb_528": (0.5, 0.2, 0.8),
-          "imb_582": (0.5, 0.8, 0.2), "imb_825": (0.8, 0.2, 0.5), "imb_852": (0.8, 0.5, 0.2)}
-SETTINGS: dict[str, tuple[float, ...]] = {  # name -> missing rate per modality (M = 3)
-    "none": (0.0, 0.0, 0.0), "balanced": (0.5, 0.5, 0.5), **_PERMS, "large": (0.7, 0.7, 0.7)}
-DEFAULT_SETTINGS = ("balanced", "imb_258", "large")  # what run_sweep and the CLI run by default
-SETTING_GROUPS: dict[str, tuple[str, ...]] = {"imbalanced": tuple(_PERMS)}  # pooled per seed
+
 COLUMNS = ["variant", "setting", "rates", "seed", "split", "pattern", "metric", "value"]
-METRICS = ("wa", "ua", "f1")
 FORMAT = "redcore_lite.sweep/1"
 
 
@@ -106,8 +93,9 @@ def _run(base: Config, key: tuple[str, str, int]) -> tuple[tuple[str, str, int],
 
 def tidy(result: Any, variant: str, setting: str, seed: int) -> pd.DataFrame:
     """One finished run's val and test tables as rows of :data:`COLUMNS` (as :func:`run_sweep`
-    writes them, values rounded to 4 decimals), so that :func:`paired_differences` also serves
-    runs trained by hand, e.g. on your own data.
+    writes them, values rounded to 4 decimals), so that
+    :func:`~redcore_lite.stats.paired_differences` also serves runs trained by hand, e.g. on your
+    own data.
 
     Args:
         result: a :class:`~redcore_lite.trainer.Result`; variant, setting, seed: its labels.
@@ -188,16 +176,6 @@ def _append(path: Path, text: str) -> None:
                           "holds the runs finished before", str(path)) from err
     finally:
         os.close(fd)
-
-
-def _order(frame: pd.DataFrame, patterns: Sequence[str], by: Sequence[str]) -> pd.DataFrame:
-    """Sort by the registries' order (variant, setting), split, the given pattern order, metric."""
-    cats = {"variant": list(VARIANTS), "setting": list(SETTINGS) + list(SETTING_GROUPS),
-            "split": ["val", "test"], "pattern": list(patterns), "metric": list(METRICS)}
-    keys = {c: frame[c].map({v: i for i, v in enumerate(cats[c])}).fillna(len(cats[c]))
-            if c in cats else frame[c] for c in by}
-    idx = pd.DataFrame(keys).sort_values(list(by), kind="stable").index
-    return frame.loc[idx].reset_index(drop=True)
 
 
 def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
@@ -360,208 +338,3 @@ def _git_version() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def mean_ci(x: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval ``mean ± t_{(1+c)/2, n-1} * sd / sqrt(n)`` (NaN if n < 2)."""
-    from scipy import stats  # a dependency of scikit-learn
-
-    xs = np.asarray(x, dtype=float)
-    mean = float(xs.mean()) if len(xs) else float("nan")
-    if len(xs) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + confidence) / 2, len(xs) - 1) * xs.std(ddof=1) / np.sqrt(len(xs)))
-    return mean, mean - half, mean + half
-
-
-WORST = "worst"  # the pseudo-pattern of the lowest per-pattern score of a run (seed_differences)
-
-
-def with_worst(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` plus, per run, split and metric, a row of pattern ``"worst"``: the lowest value
-    over its test availability patterns (``overall`` excluded). A table without per-pattern rows
-    is returned as it is."""
-    per = table[(table["pattern"] != "overall") & (table["pattern"] != WORST)]
-    if per.empty:
-        return table
-    keys = [c for c in table.columns if c not in ("pattern", "value")]
-    worst = per.groupby(keys, sort=False, dropna=False)["value"].min().reset_index()
-    return pd.concat([table, worst.assign(pattern=WORST)[table.columns]], ignore_index=True)
-
-
-def holm(p: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjustment of a family of p-values: the i-th smallest becomes
-    ``max_{j <= i} min(1, (m - j + 1) p_(j))`` (1-based j); NaN p-values are left out of the
-    family and stay NaN. Rejecting where the adjusted value is below alpha controls the
-    family-wise error rate at alpha."""
-    ps = np.asarray(p, dtype=float)
-    out = np.full(ps.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(ps))
-    if len(ok) == 0:
-        return out
-    order = ok[np.argsort(ps[ok], kind="stable")]
-    m = len(order)
-    adj = np.minimum(1.0, (m - np.arange(m)) * ps[order])
-    out[order] = np.maximum.accumulate(adj)
-    return out
-
-
-def paired_p(x: Sequence[float]) -> float:
-    """Two-sided p-value of the paired t-test of mean 0 (NaN if n < 2; with SD 0: 1 if the mean
-    is 0, else 0). It is below 1 - c exactly when :func:`mean_ci`'s c-interval excludes 0."""
-    from scipy import stats
-
-    xs = np.asarray(x, dtype=float)
-    if len(xs) < 2:
-        return float("nan")
-    sd = xs.std(ddof=1)
-    if sd == 0:
-        return 1.0 if xs.mean() == 0 else 0.0
-    t = xs.mean() / (sd / np.sqrt(len(xs)))
-    return float(2 * stats.t.sf(abs(t), len(xs) - 1))
-
-
-def seed_differences(table: pd.DataFrame, baseline: str = BASELINE,
-                     metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
-                     groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
-    """``baseline - variant`` per seed, for every other variant, setting, pattern and metric.
-
-    A setting group (e.g. ``imbalanced``: the six permutations) adds rows that average each seed
-    over the group's settings, where every one of them is present. Pattern ``"worst"``
-    (:func:`with_worst`): each run's lowest per-pattern score.
-    Returns:
-        Columns ``setting, seed, pattern, metric, baseline, value, variant, diff`` (``value``: the
-        variant's metric; ``diff`` > 0: the baseline is better).
-    """
-    t = with_worst(table[(table["split"] == split) & table["metric"].isin(metrics)])
-    if baseline not in set(t["variant"]):
-        raise ValueError(f"baseline: got {baseline!r}; allowed: a variant in the table "
-                         f"{sorted(set(t['variant']))}")
-    wide = t.pivot_table(index=["setting", "seed", "pattern", "metric"], columns="variant",
-                         values="value", aggfunc="first")
-    long = [pd.DataFrame(columns=["setting", "seed", "pattern", "metric", "baseline", "value",
-                                  "variant", "diff"])]
-    for v in [v for v in VARIANTS if v in wide.columns and v != baseline] + \
-             sorted(set(wide.columns) - set(VARIANTS)):
-        pair = wide[[baseline, v]].dropna().set_axis(["baseline", "value"], axis=1).reset_index()
-        long.append(pair.assign(variant=v, diff=pair["baseline"] - pair["value"]))
-    d = pd.concat(long, ignore_index=True)
-    keys = ["variant", "seed", "pattern", "metric"]
-    for name, members in groups.items():
-        sub = d[d["setting"].isin(members)]
-        full = sub.groupby(keys)["setting"].nunique() == len(members)
-        agg = sub.groupby(keys)[["baseline", "value", "diff"]].mean()[full].reset_index()
-        d = pd.concat([d, agg.assign(setting=name)], ignore_index=True)
-    return _order(d, t["pattern"].unique(), ["setting", "variant", "seed", "pattern", "metric"])
-
-
-def paired_differences(table: pd.DataFrame, baseline: str = BASELINE,
-                       metrics: Sequence[str] = ("f1", "wa"), split: str = "test",
-                       confidence: float = 0.95,
-                       groups: Mapping[str, Sequence[str]] = SETTING_GROUPS) -> pd.DataFrame:
-    """:func:`seed_differences` summarised per setting, variant, pattern and metric.
-
-    Returns:
-        One row each with ``n`` (paired seeds), ``baseline_mean``, ``variant_mean``, ``diff``
-        (mean of ``baseline - variant``), ``ci_low``, ``ci_high`` (t-interval, :func:`mean_ci`),
-        ``wins`` (fraction of seeds where the baseline is better, ties count 1/2),
-        ``distinguishable`` (the interval excludes 0), ``p`` (paired t-test, :func:`paired_p`),
-        ``p_holm`` (:func:`holm` over the family of the rows with the same metric and the same
-        kind of pattern: ``overall``, ``worst``, or the single patterns) and ``holm``
-        (``p_holm < 1 - confidence``: distinguishable after the correction).
-    """
-    d = seed_differences(table, baseline, metrics, split, groups)
-    rows = []
-    for (s, v, p, m), g in d.groupby(["setting", "variant", "pattern", "metric"], sort=False):
-        mean, lo, hi = mean_ci(g["diff"], confidence)
-        rows.append({"setting": s, "variant": v, "pattern": p, "metric": m, "n": len(g),
-                     "baseline_mean": g["baseline"].mean(), "variant_mean": g["value"].mean(),
-                     "diff": mean, "ci_low": lo, "ci_high": hi,
-                     "wins": float(((g["diff"] > 0) + 0.5 * (g["diff"] == 0)).mean()),
-                     "distinguishable": bool(lo > 0 or hi < 0), "p": paired_p(g["diff"])})
-    out = pd.DataFrame(rows, columns=["setting", "variant", "pattern", "metric", "n",
-                                      "baseline_mean", "variant_mean", "diff", "ci_low", "ci_high",
-                                      "wins", "distinguishable", "p"])
-    kind = out["pattern"].where(out["pattern"].isin(["overall", WORST]), "pattern")
-    out["p_holm"] = np.nan
-    for idx in out.groupby([out["metric"], kind]).groups.values():
-        out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"].to_numpy())
-    out["holm"] = out["p_holm"] < 1 - confidence
-    return out
-
-
-def _mark(row: pd.Series) -> str:
-    return ("*" if row["distinguishable"] else "") + ("†" if row["holm"] else "")
-
-
-def _fmt(row: pd.Series) -> str:
-    return f"{row['diff']:+.3f}{_mark(row)} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-
-
-def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: str = "Ablations",
-           baseline: str = BASELINE, confidence: float = 0.95) -> tuple[pd.DataFrame, str]:
-    """Paired differences of every variant against ``baseline`` as a table and a markdown report.
-
-    Args:
-        table: tidy results (:func:`load_table`); path: if given, ``path.md`` and ``path.csv`` are
-            written atomically.
-    Returns:
-        The :func:`paired_differences` frame (macro-F1 and WA, test split) and the markdown text.
-    """
-    diffs = paired_differences(table, baseline, ("f1", "wa"), "test", confidence)
-    pct = f"{confidence:.0%}"
-    lo, hi = diffs["n"].min(), diffs["n"].max()
-    n = f"{lo}–{hi}" if lo != hi else str(lo)
-    lines = [f"# {title}", "",
-             f"Test split. Each number is **{baseline} minus variant** (positive: {baseline} is "
-             f"better), the mean over {n} paired seeds, with a {pct} t-interval in brackets; "
-             "`*` marks a difference distinguishable from zero (the interval excludes 0), `†` one "
-             "that stays so after Holm's correction for multiple comparisons (paired t-tests, "
-             f"family-wise error {1 - confidence:.0%} within each family: one metric and either "
-             "the overall rows, the worst-pattern rows or the per-pattern rows; `p_holm` in the "
-             "CSV). *worst pattern*: each run's lowest per-pattern F1, paired like the others. *wins*: "
-             f"fraction of seeds where {baseline} is better (ties count 1/2). "
-             + "".join(f"`{g}` averages each seed over {', '.join(m)} first. " for g, m in
-                       SETTING_GROUPS.items() if g in set(diffs["setting"]))
-             + "Without the correction about "
-             f"{1 - confidence:.0%} of truly null comparisons exclude 0 by chance.",
-             "", "## Overall (every test pattern pooled)", "",
-             (f"| setting | variant | {baseline} F1 | variant F1 | ΔF1 [{pct} CI] | wins F1 | "
-              f"ΔWA [{pct} CI] | wins WA | worst pattern: {baseline} F1 | ΔF1 worst [{pct} CI] |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    ov = diffs[diffs["pattern"] == "overall"].set_index(["setting", "variant", "metric"])
-    wo = diffs[diffs["pattern"] == WORST].set_index(["setting", "variant", "metric"])
-    for s, v in dict.fromkeys((s, v) for s, v, _ in ov.index):
-        f, w = ov.loc[(s, v, "f1")], ov.loc[(s, v, "wa")]
-        x = wo.loc[(s, v, "f1")] if (s, v, "f1") in wo.index else None
-        worst = ("– | –" if x is None else f"{x['baseline_mean']:.3f} | {_fmt(x)}")
-        lines.append(f"| {s} | {v} | {f['baseline_mean']:.3f} | {f['variant_mean']:.3f} | "
-                     f"{_fmt(f)} | {f['wins']:.2f} | {_fmt(w)} | {w['wins']:.2f} | {worst} |")
-    lines += ["", "## Which overall differences are distinguishable from zero", ""]
-    for metric, label in (("f1", "macro-F1"), ("wa", "WA")):
-        o = diffs[(diffs["pattern"] == "overall") & (diffs["metric"] == metric)]
-        for verdict, mask in ((f"{baseline} better", o["ci_low"] > 0),
-                              (f"{baseline} worse", o["ci_high"] < 0),
-                              ("not distinguishable", ~o["distinguishable"])):
-            items = ", ".join(f"{v} ({s}, {d:+.3f})" for s, v, d in
-                              o[mask][["setting", "variant", "diff"]].itertuples(index=False))
-            lines.append(f"- {label}, {verdict}: {items or 'none'}")
-        held = ", ".join(f"{v} ({s}, {d:+.3f})" for s, v, d in
-                         o[o["holm"]][["setting", "variant", "diff"]].itertuples(index=False))
-        lines.append(f"- {label}, distinguishable after Holm's correction ({len(o)} comparisons): "
-                     f"{held or 'none'}")
-    f1 = diffs[diffs["metric"] == "f1"]
-    pats = list(dict.fromkeys(f1["pattern"]))
-    lines += ["", ("## Per test pattern (ΔF1; `*` = distinguishable from zero, `†` = after Holm; "
-                   "`worst`: each run's lowest per-pattern F1)"), "",
-              "| setting | variant | " + " | ".join(pats) + " |", "|---|---|" + "---|" * len(pats)]
-    cells = f1.assign(cell=[f"{r['diff']:+.3f}{_mark(r)}" for _, r in f1.iterrows()])
-    wide = cells.pivot(index=["setting", "variant"], columns="pattern", values="cell")
-    for s, v in dict.fromkeys(zip(f1["setting"], f1["variant"])):
-        lines.append(f"| {s} | {v} | " + " | ".join(wide.loc[(s, v), pats]) + " |")
-    text = "\n".join(lines) + "\n"
-    if path is not None:
-        path = Path(path)
-        atomic_write_text(path.with_suffix(".md"), text)
-        atomic_write_text(path.with_suffix(".csv"), diffs.to_csv(index=False, float_format="%.5f"))
-    return diffs, text
