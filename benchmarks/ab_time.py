@@ -77,7 +77,7 @@ def child(root: str, what: str) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--a", required=True, help="checkout A (e.g. main)")
+    ap.add_argument("--a", help="checkout A (e.g. main); required")
     ap.add_argument("--b", default=str(Path(__file__).resolve().parent.parent), help="checkout B")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--out", default=None, help="JSON of every measurement")
@@ -86,6 +86,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(*args.child)))
         return
+    if args.a is None:
+        ap.error("the following arguments are required: --a")
     roots = {"A": str(Path(args.a).resolve()), "B": str(Path(args.b).resolve())}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     res: dict[str, dict[str, list[float]]] = {"A": {}, "B": {}}
