@@ -323,8 +323,10 @@ def render_svg(result: Structure, fmt: str = "svg") -> bytes:
     height = len(top_first) * band_h
     pos: dict[str, tuple[float, float]] = {}
     row_of: dict[str, int] = {}
-    with plt.rc_context({"svg.hashsalt": "redcore_lite-structure", "svg.fonttype": "none",
-                         "font.family": "DejaVu Sans", "font.size": 9}):
+    # matplotlib's defaults, whatever an earlier import (seaborn's theme in rc.plots) has set
+    with plt.style.context("default"), plt.rc_context({
+            "svg.hashsalt": "redcore_lite-structure", "svg.fonttype": "none",
+            "font.family": "DejaVu Sans", "font.size": 9}):
         fig = plt.figure(figsize=(width, height + 0.9))
         ax = fig.add_axes((0.0, 0.0, 1.0, height / (height + 0.9)))
         ax.set_xlim(0, width)
