@@ -3,6 +3,8 @@
 Cases (each in its own process, so peak memory is per case):
   paper        `paper` preset, random IEMOCAP-shaped batches (B=128; A/V/L dims 130/342/1024,
                lengths 50/20/20), one full bi-level step (forward, beta step, backward, clip, Adam)
+  paper-cpu-fast  the same with ``model.cpu_speedups`` (the CPU speed paths: faster dropout masks,
+               the Transformer on valid frames only; ``paper`` runs torch's kernels, the reference)
   paper-bf16   the same under bf16 autocast (CUDA, or a CPU with native bf16 such as AVX512-BF16)
   paper-compiled  bf16 + torch.compile (CUDA only; the static-shape step, as fit() compiles it)
   paper-tf32   fp32 with TF32 matmuls (CUDA only)
@@ -110,7 +112,8 @@ def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[
     """One eager bi-level step of the `paper` model per call (``case``: paper, paper-tf32,
     paper-bf16), set up as ``fit`` sets it up, rotating over the batches in ``data``."""
     cfg = rc.override(rc.preset("paper"), train={"bf16": case == "paper-bf16",
-                                                 "tf32": case == "paper-tf32"})
+                                                 "tf32": case == "paper-tf32"},
+                      model={"cpu_speedups": case == CPU_FAST})
     torch.backends.cuda.matmul.allow_tf32 = cfg.train.tf32  # what fit() sets for the run
     model = rc.build_model(cfg.model, DIMS, 4, seed=0).to(device)
     opt = rc.trainer.make_optimizer(model, cfg)
@@ -128,6 +131,7 @@ def paper_step(case: str, device: torch.device, data: list[tuple]) -> Callable[[
     return step
 
 
+CPU_FAST = "paper-cpu-fast"  # the `paper` step with model.cpu_speedups
 STATIC_CASES = {"paper-compiled": (True, True, False), "paper-graph": (False, False, True),
                 "paper-bf16-graph": (True, False, True),
                 "paper-compiled-graph": (True, True, True)}  # case -> (bf16, compile, CUDA graph)
@@ -288,7 +292,8 @@ def main() -> None:
         return
     cuda = device.type == "cuda"
     cases = (args.cases.split(",") if args.cases else
-             ["paper", "paper-bf16", "release", "teach"] + (["paper-tf32", "paper-compiled"] if cuda else []))
+             ["paper", "paper-bf16", "release", "teach"] + (["paper-tf32", "paper-compiled"] if cuda
+                                                            else [CPU_FAST]))
     n = args.peak_size or (8192 if cuda else 2048)
     peaks = {"fp32": matmul_peak(device, torch.float32, n)}
     if cuda or any("bf16" in c or "compiled" in c for c in cases):

@@ -134,6 +134,13 @@ class ModelConfig:
     sample_at_eval: bool = False  # True = release: sample z at evaluation (random predictions)
     imputation: str = "generator"  # "generator" (RedCore) or "zero" (ablation: late fusion)
     unimodal_heads: bool = True  # False = ablation: no per-modality classifiers
+    # CPU speed paths (opt-in; the smoke and teach presets turn them on): dropout masks from
+    # rand_like (inside the Transformer from 16-bit slices of random integers, p rounded to a
+    # multiple of 1/65536), attention by the math path when attention dropout is on, and the
+    # Transformer's per-frame layers on the valid frames only. The same values in evaluation; in
+    # training the same Bernoulli dropout from another random stream. Off: torch's dropout and
+    # attention kernels on the padded batch, as on a GPU (where this switch changes nothing)
+    cpu_speedups: bool = False
     # "release": the authors' init_net (kaiming-normal fan-in weights, zero biases on every linear
     # layer; the attention's input projection N(0, 1/d), bias 0); "torch": PyTorch's defaults
     # (uniform +-1/sqrt(fan_in)). With "torch" the paper recipe was seen to collapse its latents
@@ -221,7 +228,7 @@ def _smoke() -> Config:
     return Config(
         data=DataConfig(num_samples=240, dims=(12, 10, 8)),
         model=ModelConfig(latent_dim=16, mlp_hidden=32, gen_layers=(32, 16), gen_blocks=2,
-                          head_layers=(32,), head_dropout=0.1, init="torch"),
+                          head_layers=(32,), head_dropout=0.1, init="torch", cpu_speedups=True),
         advantage=AdvantageConfig(growth_every=20, interval=1),
         train=TrainConfig(epochs_constant=4, epochs_decay=2, batch_size=32, lr=1e-2, adam_beta1=0.5),
     )
@@ -235,7 +242,7 @@ def _teach() -> Config:
         # init "torch" and Adam beta1 0.5: the values the teach results in data/results/ were
         # computed with (before the release's init and beta1 were checked, 2026-12-02)
         model=ModelConfig(latent_dim=32, mlp_hidden=64, gen_layers=(64, 32), gen_blocks=1,
-                          head_layers=(), head_dropout=0.0, init="torch"),
+                          head_layers=(), head_dropout=0.0, init="torch", cpu_speedups=True),
         advantage=AdvantageConfig(growth_every=100),
         train=TrainConfig(epochs_constant=15, epochs_decay=15, batch_size=128, lr=3e-3,
                           adam_beta1=0.5),
@@ -329,6 +336,8 @@ def config_from_dict(d: dict[str, Any]) -> Config:
         values = {k: _tuples(v) for k, v in d.get(f.name, {}).items() if k in types}
         if f.name == "model" and "model" in d and "init" not in d["model"]:
             values["init"] = "torch"  # saved before model.init existed: PyTorch's initialisation
+        if f.name == "model" and "model" in d and "cpu_speedups" not in d["model"]:
+            values["cpu_speedups"] = True  # saved before the switch existed: the speed paths ran
         sections[f.name] = cls(**values)
     return Config(**sections)
 

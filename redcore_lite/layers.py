@@ -8,10 +8,12 @@ from torch import nn
 __all__ = ["dropout", "Dropout"]
 
 
-def dropout(x: torch.Tensor, p: float, training: bool, quantised: bool = False) -> torch.Tensor:
+def dropout(x: torch.Tensor, p: float, training: bool, quantised: bool = False,
+            fast: bool = True) -> torch.Tensor:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1 - p).
 
-    On CPU the keep-mask comes from ``rand_like`` (about twice as fast as ``bernoulli_``). With
+    ``fast=False``: :func:`torch.nn.functional.dropout` on every device (the reference). With
+    ``fast`` on CPU the keep-mask comes from ``rand_like`` (about twice as fast as ``bernoulli_``). With
     ``quantised=True`` it comes from 16-bit slices of 64-bit random integers, four elements per
     draw (twice as fast again; used inside the Transformer, whose attention maps are large), so p
     is rounded to a multiple of 1/65536 and the scale uses the rounded p (the output stays
@@ -20,7 +22,7 @@ def dropout(x: torch.Tensor, p: float, training: bool, quantised: bool = False) 
     """
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu":
+    if not fast or x.device.type != "cpu":
         return F.dropout(x, p, True)
     if not quantised:
         return x * (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
@@ -35,12 +37,12 @@ def dropout(x: torch.Tensor, p: float, training: bool, quantised: bool = False) 
 class Dropout(nn.Module):
     """:func:`dropout` as a module (a drop-in for ``nn.Dropout``)."""
 
-    def __init__(self, p: float, quantised: bool = False) -> None:
+    def __init__(self, p: float, quantised: bool = False, fast: bool = False) -> None:
         super().__init__()
-        self.p, self.quantised = p, quantised
+        self.p, self.quantised, self.fast = p, quantised, fast
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dropout(x, self.p, self.training, self.quantised)
+        return dropout(x, self.p, self.training, self.quantised, self.fast)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}, quantised={self.quantised}"
+        return f"p={self.p}, quantised={self.quantised}, fast={self.fast}"

@@ -64,12 +64,13 @@ def release_init(module: nn.Module) -> nn.Module:
 INITS = {"release": release_init, "torch": lambda module: module}  # model.init -> initialiser
 
 
-def _head(num: int | None, in_dim: int, layers: Sequence[int], out: int, dropout: float) -> nn.Sequential:
+def _head(num: int | None, in_dim: int, layers: Sequence[int], out: int, dropout: float,
+          fast: bool = False) -> nn.Sequential:
     """Classifier MLP (release FcClassifier): [Linear, ReLU, Dropout] per hidden layer, then Linear."""
     mods: list[nn.Module] = []
     for width in layers:
         mods += [nn.Linear(in_dim, width) if num is None else StackedLinear(num, in_dim, width),
-                 nn.ReLU(), Dropout(dropout)]
+                 nn.ReLU(), Dropout(dropout, fast=fast)]
         in_dim = width
     mods.append(nn.Linear(in_dim, out) if num is None else StackedLinear(num, in_dim, out))
     return nn.Sequential(*mods)
@@ -104,7 +105,8 @@ class RedCore(nn.Module):
                     bb: nn.Module = MLPBackbone(dim, config.mlp_hidden, d)
                 elif kind == "transformer":
                     bb = TransformerBackbone(dim, d, config.num_layers, config.num_heads,
-                                             config.attn_dropout, config.ff_dropout, config.mask_padding)
+                                             config.attn_dropout, config.ff_dropout, config.mask_padding,
+                                             config.cpu_speedups)
                 else:  # registered with redcore_lite.registry.register_encoder
                     from .registry import get_encoder
 
@@ -118,10 +120,11 @@ class RedCore(nn.Module):
             self.generators = init(ResidualGenerators(num_mod, d, config.gen_layers, config.gen_blocks))
             seeded(101)
             self.fused_head = init(_head(None, num_mod * d, config.head_layers, num_classes,
-                                         config.head_dropout))
+                                         config.head_dropout, config.cpu_speedups))
             seeded(102)
             self.unimodal_heads = (init(_head(num_mod, d, config.head_layers, num_classes,
-                                              config.head_dropout)) if config.unimodal_heads else None)
+                                              config.head_dropout, config.cpu_speedups))
+                                   if config.unimodal_heads else None)
 
     def encode(self, inputs: Sequence[torch.Tensor], lengths: Sequence[torch.Tensor | None]
                ) -> tuple[torch.Tensor, torch.Tensor | None]:

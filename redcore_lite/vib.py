@@ -45,17 +45,18 @@ class MLPBackbone(nn.Module):
 class _Block(nn.Module):
     """The release's attention block: pre-norm, plus a LayerNorm on each residual branch."""
 
-    def __init__(self, d: int, heads: int, attn_dropout: float, ff_dropout: float) -> None:
+    def __init__(self, d: int, heads: int, attn_dropout: float, ff_dropout: float,
+                 fast: bool = False) -> None:
         super().__init__()
         if d % heads:
             raise ValueError(f"num_heads: got {heads}; allowed: a divisor of latent_dim={d}")
-        self.heads, self.attn_dropout = heads, attn_dropout
+        self.heads, self.attn_dropout, self.fast = heads, attn_dropout, fast
         self.ln_1, self.ln_12, self.ln_2, self.ln_22 = (nn.LayerNorm(d) for _ in range(4))
         self.qkv = nn.Linear(d, 3 * d)
         self.out = nn.Linear(d, d)
         self.fc = nn.Linear(d, 4 * d)
         self.proj = nn.Linear(4 * d, d)
-        self.drop = Dropout(ff_dropout, quantised=True)
+        self.drop = Dropout(ff_dropout, quantised=True, fast=fast)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor | None,
                 frames: torch.Tensor | None = None, shape: tuple[int, int] | None = None) -> torch.Tensor:
@@ -75,7 +76,7 @@ class _Block(nn.Module):
             b, t, d = x.shape
         q, k, v = qkv.view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         p = self.attn_dropout if self.training else 0.0
-        if p > 0 and x.device.type == "cpu":  # the math path, with the faster CPU dropout
+        if p > 0 and self.fast and x.device.type == "cpu":  # the math path, faster CPU dropout
             scores = q @ k.transpose(-2, -1) * (d // self.heads) ** -0.5
             if attn_bias is not None:
                 scores = scores + attn_bias
@@ -99,15 +100,16 @@ def _attn_bias(valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class TransformerBackbone(nn.Module):
     """Release Transformer: linear projection, blocks (no positional encoding), mean pool.
 
-    ``[B, T, D]`` and lengths ``[B]`` -> ``[B, d]``.
+    ``[B, T, D]`` and lengths ``[B]`` -> ``[B, d]``. ``fast`` (``model.cpu_speedups``): on a CPU,
+    the per-frame layers on the valid frames only and the faster dropout masks.
     """
 
     def __init__(self, input_dim: int, d: int, layers: int, heads: int, attn_dropout: float,
-                 ff_dropout: float, mask_padding: bool = True) -> None:
+                 ff_dropout: float, mask_padding: bool = True, fast: bool = False) -> None:
         super().__init__()
-        self.mask_padding = mask_padding
+        self.mask_padding, self.fast = mask_padding, fast
         self.proj = nn.Linear(input_dim, d)
-        blocks = [_Block(d, heads, attn_dropout, ff_dropout) for _ in range(layers)]
+        blocks = [_Block(d, heads, attn_dropout, ff_dropout, fast) for _ in range(layers)]
         self.blocks = nn.ModuleList(blocks)
         proj_std, attn_std, fc_std = (d ** -0.5) * ((2 * layers) ** -0.5), d ** -0.5, (2 * d) ** -0.5
         for blk in blocks:  # the release's initialisation
@@ -120,7 +122,7 @@ class TransformerBackbone(nn.Module):
         valid = bias = None
         if self.mask_padding and lengths is not None:
             valid = torch.arange(x.shape[1], device=x.device) < lengths[:, None]  # [B, T]
-            if x.device.type == "cpu" and not torch.compiler.is_compiling():
+            if self.fast and x.device.type == "cpu" and not torch.compiler.is_compiling():
                 return self._packed(x, valid)
         h = self.proj(x)
         if valid is not None:
@@ -133,7 +135,7 @@ class TransformerBackbone(nn.Module):
         return (h * w).sum(1) / w.sum(1).clamp(min=1.0)
 
     def _packed(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward` with padding masked, on the valid frames only (CPU: the per-frame layers
+        """:meth:`forward` with padding masked, on the valid frames only (``fast`` on a CPU: the per-frame layers
         are most of a step, and a quarter of the frames of a typical batch are padding). The
         same values as the padded computation, up to rounding; the frame count is read on the
         host, which costs nothing on a CPU (a GPU keeps the padded, sync-free form)."""

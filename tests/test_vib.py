@@ -53,7 +53,7 @@ def test_transformer_packed_equals_padded_with_gradients(monkeypatch):
     """On a CPU the masked Transformer runs its per-frame layers on the valid frames only; the
     padded form (what a GPU or a compiled model runs) gives the same outputs and gradients."""
     torch.manual_seed(0)
-    tb = TransformerBackbone(5, 8, 2, 2, 0.0, 0.0, mask_padding=True)
+    tb = TransformerBackbone(5, 8, 2, 2, 0.0, 0.0, mask_padding=True, fast=True)
     x = torch.randn(4, 7, 5)
     lengths = torch.tensor([7, 2, 5, 1])
     outs, grads = [], []
@@ -89,3 +89,35 @@ def test_eval_uses_mu_unless_release_switch(cfg3):
     rel = rc.build_model(dataclasses.replace(cfg3.model, sample_at_eval=True), (6, 5, 4), 4, seed=0).eval()
     out2 = rel(xs, [None] * 3, a)
     assert not torch.equal(out2.z, out2.mu)
+
+
+def test_cpu_speedups_are_opt_in_and_change_only_training_randomness():
+    """model.cpu_speedups: off (the default, and the paper preset), dropout is torch's and the
+    Transformer runs padded; on (smoke, teach), the CPU speed paths. The same weights give the
+    same evaluation outputs either way; in training the dropout draws differ."""
+    import redcore_lite as rc
+    from redcore_lite.layers import Dropout
+
+    assert not rc.preset("paper").model.cpu_speedups
+    assert rc.preset("smoke").model.cpu_speedups and rc.preset("teach").model.cpu_speedups
+    # a config saved before the switch existed ran the speed paths
+    assert rc.config_from_dict({"model": {"init": "torch"}}).model.cpu_speedups
+    assert not rc.config_from_dict({"model": {"init": "torch", "cpu_speedups": False}}).model.cpu_speedups
+    x = torch.randn(64, 32)
+    torch.manual_seed(3)
+    ref = torch.nn.functional.dropout(x, 0.3, True)
+    torch.manual_seed(3)
+    assert torch.equal(Dropout(0.3).train()(x), ref)  # off: torch's dropout, draw for draw
+    torch.manual_seed(3)
+    assert not torch.equal(Dropout(0.3, fast=True).train()(x), ref)
+    torch.manual_seed(0)
+    slow = TransformerBackbone(5, 8, 2, 2, 0.2, 0.1, mask_padding=True)
+    fast = TransformerBackbone(5, 8, 2, 2, 0.2, 0.1, mask_padding=True, fast=True)
+    fast.load_state_dict(slow.state_dict())
+    x, lengths = torch.randn(4, 7, 5), torch.tensor([7, 2, 5, 1])
+    torch.testing.assert_close(fast.eval()(x, lengths), slow.eval()(x, lengths), rtol=1e-5, atol=1e-6)
+    torch.manual_seed(1)
+    a = slow.train()(x, lengths)
+    torch.manual_seed(1)
+    b = fast.train()(x, lengths)
+    assert not torch.allclose(a, b)
