@@ -55,7 +55,8 @@ from .model import RedCore
 from .optim import Adam
 
 __all__ = ["Step", "StepOutput", "EagerStep", "StaticStep", "train_step", "loss_and_update",
-           "advantage_input_all_ranks", "make_optimizer", "clip_groups", "clip_gradients", "region"]
+           "advantage_input_all_ranks", "make_optimizer", "clip_groups", "clip_gradients", "gradient_clipper",
+           "region"]
 
 UpperLevel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (rec, observed) -> beta
 
@@ -129,6 +130,15 @@ def clip_gradients(plain: list, stacked: list, max_norm: float) -> None:
         torch._foreach_mul_(grads, [view[g.dim()] for g in grads])
 
 
+def gradient_clipper(groups: tuple[list, list], max_norm: float) -> Callable[[], None]:
+    """``clip()`` for a step: :func:`clip_gradients` of ``groups`` (from :func:`clip_groups`) at
+    ``max_norm``; nothing when ``max_norm`` is 0 (``train.clip_norm = 0``: no clipping)."""
+    def clip() -> None:
+        if max_norm > 0:
+            clip_gradients(*groups, max_norm)
+    return clip
+
+
 _NO_REGION = contextlib.nullcontext()
 
 
@@ -197,14 +207,9 @@ def train_step(model: torch.nn.Module, optimizer: Adam, adv: RelativeAdvantage,
     Returns:
         the step's :class:`LossTerms` with ``grad_norm`` (device tensors; nothing is read back).
     """
-    max_norm = config.train.clip_norm
-
-    def clip() -> None:
-        if max_norm > 0:
-            clip_gradients(*groups, max_norm)
-
     return loss_and_update(model, optimizer, config, xs, lens, avail, y, adv.step, present, False,
-                           clip, grad_groups=groups[0][:avail.shape[1]])
+                           gradient_clipper(groups, config.train.clip_norm),
+                           grad_groups=groups[0][:avail.shape[1]])
 
 
 class EagerStep:

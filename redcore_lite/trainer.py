@@ -34,7 +34,8 @@ from .model import backbone_of, check_backbones
 from .registry import get_encoder, is_plugin
 from .result import EpochEnd, Result, history_columns
 from .state import TrainState, check_resumable, mask_kind
-from .step import EagerStep, StaticStep, Step, clip_gradients, clip_groups, make_optimizer, train_step
+from .step import (EagerStep, StaticStep, Step, clip_groups, gradient_clipper, make_optimizer,
+                   train_step)
 
 __all__ = ["Result", "EpochEnd", "fit", "evaluate", "predict_logits", "predict_observed",
            "EVAL_PROTOCOLS", "mask_kind", "resolve_device", "lr_factor",
@@ -332,12 +333,7 @@ def _make_step(config: Config, state: TrainState, train: Any, device: torch.devi
     # `paper` step.)
     # torch.compile of a Module returns an OptimizedModule (a Module); its stub says Callable
     step_model = cast(torch.nn.Module, torch.compile(net, dynamic=False)) if tc.compile else net
-    groups = clip_groups(model)
-
-    def clip() -> None:
-        if tc.clip_norm > 0:
-            clip_gradients(*groups, tc.clip_norm)
-
+    clip = gradient_clipper(clip_groups(model), tc.clip_norm)
     return StaticStep(model, step_model, state.optimizer, state.adv, config, train, mask.clone(), clip,
                       capture=tc.cuda_graph and device.type == "cuda")
 
