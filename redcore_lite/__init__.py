@@ -6,7 +6,7 @@ from . import (advantage, batching, callbacks, config, custom, custom_io, data, 
                evaluation, generators, grid, losses, masking, metrics, model, optim, registry, report,
                result, shipped, state, stats, step, sweep, trainer, vib)
 from .checkpoint import load_checkpoint, load_model
-from .config import Config, config_from_dict, config_to_dict, override, preset
+from .config import Config, config_from_dict, config_to_dict, override, preset, seed_base, set_threads
 from .custom import from_arrays, from_frame, split_by, split_data
 from .data import MultimodalData, Splits, load_data, make_synthetic, normalise, stratified_split
 from .masking import eval_patterns, make_mask, pattern_names, realised_rates
@@ -40,7 +40,7 @@ __all__ = [
     "advantage", "config", "data", "generators", "losses", "masking", "metrics", "model", "optim",
     "trainer", "vib", "plots", "diagrams", "widgets", "book", "sweep", "datasets", "distributed", "custom", "custom_io",
     "from_arrays", "from_frame", "split_by", "split_data",
-    "Config", "preset", "override", "config_to_dict", "config_from_dict",
+    "Config", "preset", "seed_base", "set_threads", "override", "config_to_dict", "config_from_dict",
     "MultimodalData", "Splits", "load_data", "make_synthetic", "normalise", "stratified_split",
     "eval_patterns", "make_mask", "pattern_names", "realised_rates", "RedCore", "RedCoreOutput",
     "build_model", "EpochEnd", "Result", "evaluate", "fit", "load_checkpoint", "load_model",

@@ -7,7 +7,14 @@ text instead of the picture (what a notebook without ``%matplotlib inline`` give
 executed notebook with nbconvert's HTML exporter into ``build/book/`` (an ``index.html`` with the
 course order, one page per notebook, figures inline as PNG data, equations typeset by a MathJax
 copied from the ``jupyter-server-mathjax`` package): nothing is fetched at build or view time, and
-the build fails if a page still names a remote script, style sheet or image.
+the build fails if a page still names a remote script, style sheet or image. Cells tagged
+``hide-input`` (text rendered from the notebook's variables) show their output only.
+
+``python -m redcore_lite.book run notebooks build/notebooks --preset auto`` executes every
+``NN_name.ipynb`` with papermill (``PRESET`` injected, run in the notebooks' folder, each written
+whole into the output folder when it ends) on a kernel that talks over local IPC sockets rather than
+unencrypted TCP, and prints the floating-point path it ran on (CPU capability, MKL and thread
+settings, seed base) and each notebook's wall time.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FigureGap", "plotting_calls", "figure_gaps", "check_figures", "build_book", "join_inline_math",
-           "MATHJAX_CONFIG"]
+           "run_notebooks", "environment_line", "MATHJAX_CONFIG", "HIDE_INPUT"]
 
 # Calls that draw: the library's plot modules, pyplot, seaborn and the Axes/DataFrame methods
 # below. A cell that only *defines* such a function (a ``def`` body) draws nothing when it runs.
@@ -34,6 +41,7 @@ NOT_DRAWING = {"set_theme", "part_sizes", "floored_sphere_projection", "close", 
                "subplots_adjust", "tight_layout", "savefig", "style", "rc"}
 PLOT_METHODS = {"plot", "hist", "scatter", "imshow", "bar", "barh", "heatmap", "boxplot", "errorbar"}
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
+HIDE_INPUT = "hide-input"  # tag of a code cell whose output is prose rendered from variables
 _REMOTE = re.compile(r"""<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href)\s*=\s*["']?(?:https?:)?//""",
                      re.IGNORECASE)
 
@@ -241,6 +249,7 @@ def build_book(notebooks: str | os.PathLike, out: str | os.PathLike) -> list[Pat
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     src, dest = Path(notebooks), Path(out)
     books = sorted(src.glob("[0-9]*.ipynb"))
@@ -269,6 +278,7 @@ def build_book(notebooks: str | os.PathLike, out: str | os.PathLike) -> list[Pat
         next_link = f'<a href="{pages[k + 1].name}">next →</a>' if k + 1 < len(pages) else ""
         exporter = HTMLExporter(template_name="lab", template_file="book.html.j2",
                                 extra_loaders=[jinja2.DictLoader({"book.html.j2": _template(prev_link, next_link)})])
+        exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={HIDE_INPUT}), enabled=True)
         exporter.mathjax_url = f"mathjax/MathJax.js?config={MATHJAX_CONFIG}"
         body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": nb_path.stem}})
         remote = _REMOTE.search(body)
@@ -298,16 +308,109 @@ def build_book(notebooks: str | os.PathLike, out: str | os.PathLike) -> list[Pat
     return [dest / "index.html", *pages]
 
 
+def environment_line() -> str:
+    """One line naming what decides this machine's floating-point path and the seeds: torch's CPU
+    capability, the MKL/ATen/thread variables that are set, and the seed base."""
+    import torch
+
+    names = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS",
+             "REDCORE_THREADS", "REDCORE_SEED_BASE")
+    set_vars = [f"{n}={os.environ[n]}" for n in names if os.environ.get(n, "").strip()]
+    return (f"machine: torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+            f"{os.cpu_count()} CPUs; " + (", ".join(set_vars) if set_vars else "no perturbation variable set"))
+
+
+def _ipc_kernel_manager() -> type:
+    """A kernel manager whose kernels use IPC sockets in a private temporary folder: local, and
+    without ipykernel's warning about unencrypted TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        transport = "ipc"
+        folders: list[str] = []  # the socket folders made, removed by run_notebooks at the end
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            folder = tempfile.mkdtemp(prefix="redcore-kernel-")
+            IPCKernelManager.folders.append(folder)
+            return str(Path(folder) / "kernel")
+
+    return IPCKernelManager
+
+
+def run_notebooks(notebooks: str | os.PathLike, out: str | os.PathLike, preset: str = "auto",
+                  log: Any = print) -> dict[str, float]:
+    """Execute every ``NN_name.ipynb`` of ``notebooks`` with papermill into ``out`` (see the module
+    docstring); a notebook's output file appears whole when it ends (an atomic rename), also when
+    it fails (then with its error, for reading). Returns each notebook's wall time in seconds.
+
+    Raises:
+        ValueError: on an empty folder; RuntimeError naming the notebook and cell that failed.
+    """
+    src, dest = Path(notebooks), Path(out)
+    books = sorted(src.glob("[0-9]*.ipynb"))
+    if not books:
+        raise ValueError(f"notebooks: {str(src)!r} holds no NN_name.ipynb; allowed: the notebooks/ folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    for stale in dest.glob("*.ipynb"):  # a renamed or removed notebook must not linger in the book
+        stale.unlink()
+    log(environment_line())
+    manager, times = _ipc_kernel_manager(), {}
+    try:
+        _run_each(books, src, dest, preset, manager, times, log)
+    finally:
+        for folder in manager.folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    return times
+
+
+def _run_each(books: list[Path], src: Path, dest: Path, preset: str, manager: type,
+              times: dict[str, float], log: Any) -> None:
+    import time
+
+    import papermill
+
+    for nb in books:
+        log(f"running {nb.name} (PRESET={preset})")
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{nb.stem}.", suffix=".ipynb")
+        os.close(fd)
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(nb), tmp, parameters={"PRESET": preset}, kernel_name="python3",
+                                       cwd=str(src), progress_bar=False, log_output=False,
+                                       kernel_manager_class=manager)
+        except papermill.PapermillExecutionError as err:
+            os.replace(tmp, dest / nb.name)
+            log(str(err))
+            raise RuntimeError(f"{nb.name}: In [{err.exec_count}] failed with {err.ename}: {err.evalue} "
+                               f"(the executed copy is {dest / nb.name})") from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        times[nb.name] = time.perf_counter() - start
+        os.replace(tmp, dest / nb.name)
+        log(f"ran {nb.name} in {times[nb.name]:.0f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``check FOLDER`` or ``build NOTEBOOKS OUT`` (see the module docstring)."""
+    """``run NOTEBOOKS OUT``, ``check FOLDER`` or ``build NOTEBOOKS OUT`` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m redcore_lite.book", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("check", help="every plotting cell of every executed notebook shows a figure").add_argument("folder")
     build = sub.add_parser("build", help="render executed notebooks into a static HTML book")
     build.add_argument("notebooks")
     build.add_argument("out")
+    run = sub.add_parser("run", help="execute every notebook with papermill into a folder")
+    run.add_argument("notebooks")
+    run.add_argument("out")
+    run.add_argument("--preset", default="auto", help="PRESET injected into every notebook (default: auto)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "run":
+            times = run_notebooks(args.notebooks, args.out, args.preset)
+            print(f"ran {len(times)} notebooks in {sum(times.values()):.0f} s")
+            return 0
         if args.command == "check":
             counts, gaps = check_figures(args.folder)
             for name, num in counts.items():
@@ -322,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 
 __all__ = [
     "DataConfig", "MaskConfig", "ModelConfig", "LossConfig", "AdvantageConfig", "TrainConfig",
-    "Config", "preset", "PRESETS", "RELEASE_PROTOCOL", "SYNTHETIC_PRESETS", "override",
+    "Config", "preset", "seed_base", "set_threads", "PRESETS", "RELEASE_PROTOCOL", "SYNTHETIC_PRESETS", "override",
     "override_from_strings", "config_to_dict",
     "config_from_dict", "check_config", "check_section",
 ]
@@ -293,6 +293,56 @@ def preset(name: str = "auto") -> Config:
     if name not in PRESETS:
         raise ValueError(f"preset: got {name!r}; allowed: 'auto', " + ", ".join(map(repr, PRESETS)))
     return PRESETS[name]()
+
+
+def _env_int(value: int | str, name: str, env: str, default: int, low: int) -> int:
+    """``value`` as an int >= ``low``; ``"auto"`` reads the environment variable ``env`` (else ``default``)."""
+    source = name
+    if value == "auto":
+        raw = os.environ.get(env, "").strip()
+        if not raw:
+            return default
+        value, source = raw, f"${env}"
+    if isinstance(value, bool):
+        raise ValueError(f"{source}: got {value!r}; allowed: an integer >= {low} or 'auto'")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: got {value!r}; allowed: an integer >= {low} or 'auto'") from None
+    if number != value and not isinstance(value, str) or number < low:
+        raise ValueError(f"{source}: got {value!r}; allowed: an integer >= {low} or 'auto'")
+    return number
+
+
+def seed_base(value: int | str = "auto") -> int:
+    """The offset a notebook adds to every seed it uses (its ``SEED`` parameter).
+
+    ``"auto"`` reads the environment variable ``REDCORE_SEED_BASE`` (default 0), so that a whole
+    workbook or test run can be repeated on other seeds (``REDCORE_SEED_BASE=1000 bash
+    scripts/workbook.sh``): every check a notebook makes must hold for any seed base.
+
+    Raises:
+        ValueError: for anything but a non-negative integer or ``"auto"``.
+    """
+    return _env_int(value, "SEED", "REDCORE_SEED_BASE", 0, 0)
+
+
+def set_threads(value: int | str = "auto") -> int:
+    """Set torch's intra-op thread count and return it (notebooks call this, never a literal).
+
+    ``"auto"`` reads the environment variable ``REDCORE_THREADS`` (default 1: one thread keeps a
+    run bit-identical from one run to the next *on this machine*; another thread count, like
+    another CPU, takes another floating-point path and so gives other numbers within the seed
+    spread).
+
+    Raises:
+        ValueError: for anything but a positive integer or ``"auto"``.
+    """
+    import torch
+
+    n = _env_int(value, "threads", "REDCORE_THREADS", 1, 1)
+    torch.set_num_threads(n)
+    return n
 
 
 def override(config: Config, **sections: dict[str, Any]) -> Config:

@@ -5,7 +5,8 @@
 (or, with ``run_button=True``, marks the view stale until "run" is clicked: for expensive views).
 
 Executed headless (papermill, nbval), the default view is drawn exactly once, deterministically,
-and nothing else happens; put the call in a cell tagged ``nbval-ignore-output``, end it with ``;``,
+and nothing else happens; the cell's output carries the live widget and a PNG of the default view
+(:func:`view_bundle`), so an executed notebook or the HTML book shows the picture, JupyterLab the controls; put the call in a cell tagged ``nbval-ignore-output``, end it with ``;``,
 and draw the default view again in a checked cell by calling the pure plot function directly.
 A test drives the returned :class:`InteractiveView`: set ``view.controls[name].value`` (or call
 ``view.button.click()``) and read ``view.result`` and ``view.draws``.
@@ -18,7 +19,7 @@ from typing import Any, TypeAlias
 
 import ipywidgets as W
 
-__all__ = ["InteractiveView", "show", "control"]
+__all__ = ["InteractiveView", "show", "control", "view_bundle"]
 
 ControlSpec: TypeAlias = "W.ValueWidget | tuple | list | bool"
 
@@ -139,5 +140,37 @@ def show(view: Callable[..., Any], *, run_button: bool = False, fixed: dict[str,
     if display and _kernel():
         from IPython.display import display as ipy_display
 
-        ipy_display(iv.widget)
+        ipy_display(view_bundle(iv), raw=True)
     return iv
+
+
+def _png(result: Any) -> str | None:
+    """The first matplotlib Figure of a view's result (a Figure or a tuple) as base64 PNG, else None."""
+    from matplotlib.figure import Figure
+
+    for part in result if isinstance(result, tuple) else (result,):
+        if isinstance(part, Figure):
+            import base64
+            import io
+
+            buf = io.BytesIO()
+            part.savefig(buf, format="png", bbox_inches="tight")
+            return base64.b64encode(buf.getvalue()).decode("ascii")
+    return None
+
+
+def view_bundle(iv: InteractiveView) -> dict[str, Any]:
+    """What a cell shows for an interactive view: the live widget where a widget manager runs
+    (JupyterLab ranks the widget MIME type first), else a picture of the default view (an executed
+    notebook opened without its kernel, the HTML book), else one line of text: never the widget's
+    repr (``VBox(children=(HBox(...``)."""
+    bundle: dict[str, Any] = {
+        "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0,
+                                                     "model_id": iv.widget.model_id},
+        "text/plain": f"interactive view of {getattr(iv.view, '__name__', 'a function')} "
+                      f"(controls: {', '.join(iv.controls)}); open the notebook in JupyterLab to move them",
+    }
+    png = _png(iv.result)
+    if png is not None:
+        bundle["image/png"] = png
+    return bundle

@@ -142,3 +142,43 @@ def test_every_exercise_has_a_hidden_checked_solution():
         numbered = [c for c in cells[start:] if c["cell_type"] == "markdown"
                     and any(line[:3].rstrip(". ").isdigit() for line in "".join(c["source"]).splitlines())]
         assert len(numbered) == len(solutions), (name, len(numbered), len(solutions))
+
+
+def test_hide_input_cells_show_their_output_only(tmp_path):
+    prose = new_code_cell("Markdown(f'F1 is {f1:.3f}')", metadata={"tags": [book.HIDE_INPUT]},
+                          outputs=[new_output("display_data", data={"text/markdown": "F1 is 0.123",
+                                                                     "text/plain": "<Markdown>"})])
+    shown = new_code_cell("x_visible = 1", outputs=[_figure_output()])
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    nbformat.write(_nb(new_markdown_cell("# 00 · T"), prose, shown), folder / "00_t.ipynb")
+    page = book.build_book(folder, tmp_path / "book")[1].read_text()
+    assert "F1 is 0.123" in page and "Markdown(f" not in page and "x_visible" in page
+
+
+@pytest.mark.slow
+def test_run_executes_on_ipc_without_the_tcp_warning(tmp_path):
+    """``book run``: PRESET injected, the notebooks' folder as working directory, the floating-point
+    path printed, no unencrypted-TCP warning from the kernel; a failing notebook exits 1 naming its
+    cell and leaves its executed copy whole."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    params = new_code_cell('PRESET = "auto"  # preset', metadata={"tags": ["parameters"]})
+    ok = _nb(new_markdown_cell("# 00 · T"), params,
+             new_code_cell("import os; print(PRESET, os.path.basename(os.getcwd()))"))
+    nbformat.write(ok, folder / "00_ok.ipynb")
+    run = [sys.executable, "-m", "redcore_lite.book", "run", str(folder), str(tmp_path / "out"), "--preset", "teach"]
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "machine: torch" in proc.stdout and "ran 00_ok.ipynb" in proc.stdout
+    assert "without encryption" not in proc.stderr + proc.stdout
+    out = nbformat.read(tmp_path / "out" / "00_ok.ipynb", as_version=4)
+    assert out.cells[-1].outputs[0]["text"] == "teach nb\n"
+    nbformat.write(_nb(new_markdown_cell("# 01 · F"), params, new_code_cell("assert 1 == 2, 'boom'")),
+                   folder / "01_fail.ipynb")
+    proc = subprocess.run(run, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "01_fail.ipynb: In [" in proc.stderr and "boom" in proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00_ok.ipynb", "01_fail.ipynb"]

@@ -1,6 +1,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 import redcore_lite as rc
 
@@ -48,3 +49,21 @@ def test_teach_preset_is_the_fast_small_model():
     m = rc.preset("teach").model
     assert (m.backbone, m.latent_dim, m.mlp_hidden, m.gen_layers, m.gen_blocks, m.head_layers) == (
         "mlp", 32, 64, (64, 32), 1, ())
+
+
+def test_seed_base_and_threads_read_the_environment(monkeypatch):
+    monkeypatch.delenv("REDCORE_SEED_BASE", raising=False)
+    monkeypatch.delenv("REDCORE_THREADS", raising=False)
+    assert rc.seed_base() == 0 and rc.seed_base(7) == 7 and rc.seed_base("7") == 7
+    assert rc.set_threads() == 1 and torch.get_num_threads() == 1
+    monkeypatch.setenv("REDCORE_SEED_BASE", "1000")
+    monkeypatch.setenv("REDCORE_THREADS", "2")
+    assert rc.seed_base() == 1000 and rc.seed_base(3) == 3
+    assert rc.set_threads() == 2 and torch.get_num_threads() == 2
+    assert rc.set_threads(1) == 1 and torch.get_num_threads() == 1
+    for bad in (-1, 1.5, True, "x"):
+        with pytest.raises(ValueError, match=r"^SEED: got .*; allowed: an integer >= 0 or 'auto'$"):
+            rc.seed_base(bad)
+    monkeypatch.setenv("REDCORE_THREADS", "0")
+    with pytest.raises(ValueError, match=r"^\$REDCORE_THREADS: got '0'; allowed: an integer >= 1"):
+        rc.set_threads()

@@ -2,6 +2,8 @@
 default view headless and redraws when a control changes."""
 from __future__ import annotations
 
+import base64
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -140,3 +142,19 @@ def test_result_diagnostics_and_latent_collapse_plot():
     assert closed(fig) and len(fig.axes) == 3
     assert [len(ax.get_lines()) for ax in fig.axes] == [3, 2, 3]  # + chance line, + threshold
     assert [ax.get_yscale() for ax in fig.axes] == ["log"] * 3
+
+
+def test_widget_bundle_is_the_live_view_or_a_picture_never_the_repr():
+    """Executed headless (papermill, the book) the cell keeps a PNG of the default view next to the
+    widget view; JupyterLab picks the widget. The text fallback is one line, not VBox(...)."""
+    def view(r_A: float):
+        return "a table", rc.plots.availability_bars(
+            rc.make_mask(50, (r_A, 0.5, 0.8), torch.Generator().manual_seed(0)), MODS)
+
+    iv = rc.widgets.show(view, display=False, r_A=(0.0, 1.0, 0.05, 0.2))
+    bundle = rc.widgets.view_bundle(iv)
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == iv.widget.model_id
+    assert bundle["image/png"] and base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert "VBox" not in bundle["text/plain"] and "\n" not in bundle["text/plain"]
+    no_figure = rc.widgets.show(lambda k: None, display=False, k=(1, 3, 1, 2))
+    assert "image/png" not in rc.widgets.view_bundle(no_figure)
