@@ -1,6 +1,9 @@
 """Shared tiny fixtures: a smoke config and small synthetic splits.
 
 ``REDCORE_TEST_DEVICE=cuda pytest tests/`` runs the fixtures' fits on a GPU (default: cpu).
+"Another machine" without one (README, True on every machine): ``REDCORE_SEED_BASE=1000`` offsets the
+fixtures' seeds (data, split and training), ``REDCORE_THREADS=2`` sets every test's torch thread count,
+``ATEN_CPU_CAPABILITY=default`` or ``MKL_CBWR=COMPATIBLE`` another floating-point path.
 """
 from __future__ import annotations
 
@@ -22,13 +25,13 @@ def tiny_config(num_modalities: int = 3, **sections) -> rc.Config:
     cfg = rc.override(cfg, data={"dims": (6, 5, 4, 3)[:num_modalities],
                                  "snr": (1.5,) * num_modalities, "num_samples": 120},
                       mask={"rates": rates}, train={"epochs_constant": 1, "epochs_decay": 1,
-                                                    "batch_size": 16,
+                                                    "batch_size": 16, "seed": rc.seed_base(),
                                                     "device": TEST_DEVICE})
     return rc.override(cfg, **sections) if sections else cfg
 
 
 def tiny_splits(cfg: rc.Config, seed: int = 0) -> rc.Splits:
-    return rc.load_data(cfg.data, seed=seed)
+    return rc.load_data(cfg.data, seed=seed + rc.seed_base())
 
 
 @pytest.fixture
@@ -43,7 +46,7 @@ def splits3(cfg3) -> rc.Splits:
 
 @pytest.fixture(autouse=True)
 def _threads():
-    torch.set_num_threads(1)
+    rc.set_threads()  # 1, or $REDCORE_THREADS
     yield
 
 
@@ -51,7 +54,7 @@ def holey_splits(cfg: rc.Config, seed: int = 0) -> rc.Splits:
     """The config's synthetic data with observed holes (whole-row NaN, a fixed rule: rows
     i % 5 == 1 lack the first modality, i % 4 == 2 the second, i % 3 == 0 the third unless
     that would leave nothing), read with ``from_arrays``, split and normalised."""
-    d = cfg.data
+    d, seed = cfg.data, seed + rc.seed_base()
     data = rc.make_synthetic(d.num_samples, d.dims, d.num_classes, d.snr, seed=seed)
     i = torch.arange(len(data))
     rules = [i % 5 != 1, i % 4 != 2, (i % 3 != 0) | ((i % 5 == 1) & (i % 4 == 2))]
