@@ -3,7 +3,8 @@
 ``python -m redcore_lite.book check build/notebooks`` fails (exit 1, one line per cell) when a code
 cell that calls a plotting function has no ``image/png`` output, or shows a ``<Figure size ...>``
 text instead of the picture (what a notebook without ``%matplotlib inline`` gives under
-``MPLBACKEND=Agg``). ``python -m redcore_lite.book build build/notebooks build/book`` renders every
+``MPLBACKEND=Agg``), or a widget's repr (``VBox(children=...``) instead of a picture of its default
+view, or when a notebook's stderr shows one warning class more than once. ``python -m redcore_lite.book build build/notebooks build/book`` renders every
 executed notebook with nbconvert's HTML exporter into ``build/book/`` (an ``index.html`` with the
 course order, one page per notebook, figures inline as PNG data, equations typeset by a MathJax
 copied from the ``jupyter-server-mathjax`` package): nothing is fetched at build or view time, and
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FigureGap", "plotting_calls", "figure_gaps", "check_figures", "build_book", "join_inline_math",
-           "run_notebooks", "environment_line", "MATHJAX_CONFIG", "HIDE_INPUT"]
+           "run_notebooks", "environment_line", "repeated_warnings", "MATHJAX_CONFIG", "HIDE_INPUT"]
 
 # Calls that draw: the library's plot modules, pyplot, seaborn and the Axes/DataFrame methods
 # below. A cell that only *defines* such a function (a ``def`` body) draws nothing when it runs.
@@ -42,6 +43,8 @@ NOT_DRAWING = {"set_theme", "part_sizes", "floored_sphere_projection", "close", 
 PLOT_METHODS = {"plot", "hist", "scatter", "imshow", "bar", "barh", "heatmap", "boxplot", "errorbar"}
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full"
 HIDE_INPUT = "hide-input"  # tag of a code cell whose output is prose rendered from variables
+_WIDGET_REPR = re.compile(r"(VBox|HBox|interactive|Box)\(children=")
+_WARNING_LINE = re.compile(r"^\S*?:\d+: (\w+Warning): ", re.MULTILINE)
 _REMOTE = re.compile(r"""<(?:script|link|img|iframe|source)\b[^>]*?\b(?:src|href)\s*=\s*["']?(?:https?:)?//""",
                      re.IGNORECASE)
 
@@ -137,7 +140,23 @@ def figure_gaps(nb: dict[str, Any], name: str = "notebook") -> tuple[int, list[F
                 gaps.append(FigureGap(name, k, calls, why))
         elif figure_text and pngs == 0:
             gaps.append(FigureGap(name, k, ("<Figure>",), "shows a <Figure size ...> text, not the picture"))
+        if pngs == 0 and any(_WIDGET_REPR.match(_text(out).lstrip()) for out in outputs):
+            gaps.append(FigureGap(name, k, ("<widget>",), "shows the widget's repr, not a picture of its "
+                                  "default view (display it with rc.widgets.show)"))
     return drawing, gaps
+
+
+def repeated_warnings(nb: dict[str, Any], name: str = "notebook") -> list[str]:
+    """One message per warning class that an executed notebook's stderr shows more than once
+    (a screen of repeated warnings; summarise them in one line instead)."""
+    seen: dict[str, list[int]] = {}
+    for k, cell in enumerate(nb.get("cells", [])):
+        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                for category in _WARNING_LINE.findall(_text(out)):
+                    seen.setdefault(category, []).append(k)
+    return [f"{name}: {cat} shown {len(cells)} times (cells {sorted(set(cells))}); summarise it in one line"
+            for cat, cells in seen.items() if len(cells) > 1]
 
 
 def check_figures(folder: str | os.PathLike) -> tuple[dict[str, int], list[FigureGap]]:
@@ -418,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"figures: {name}: {num - missing} of {num} plotting cells show a figure")
             for gap in gaps:
                 print(f"figures: MISSING {gap}", file=sys.stderr)
-            return 1 if gaps else 0
+            noisy = [msg for path in sorted(Path(args.folder).glob("*.ipynb"))
+                     for msg in repeated_warnings(json.loads(path.read_text(encoding="utf-8")), path.name)]
+            for msg in noisy:
+                print(f"warnings: REPEATED {msg}", file=sys.stderr)
+            return 1 if gaps or noisy else 0
         pages = build_book(args.notebooks, args.out)
         print(f"book: {len(pages) - 1} pages and index.html in {Path(args.out).resolve()}")
         return 0

@@ -182,3 +182,18 @@ def test_run_executes_on_ipc_without_the_tcp_warning(tmp_path):
     proc = subprocess.run(run, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "01_fail.ipynb: In [" in proc.stderr and "boom" in proc.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00_ok.ipynb", "01_fail.ipynb"]
+
+
+def test_check_finds_widget_reprs_and_repeated_warnings():
+    widget = new_code_cell("w", outputs=[new_output("execute_result", data={
+        "text/plain": "VBox(children=(HBox(children=(FloatSlider(value=0.2),)), Output()))"}, execution_count=1)])
+    fine = new_code_cell("w2", outputs=[new_output("display_data", data={"image/png": PNG, "text/plain": "view"})])
+    _, gaps = book.figure_gaps(_nb(widget, fine), "n")
+    assert [(g.cell, g.calls) for g in gaps] == [(0, ("<widget>",))]
+    warn = "/x/trainer.py:171: LatentCollapseWarning: latent collapse at epoch {}\n  result = _fit(...)\n"
+    noisy = _nb(new_code_cell("a", outputs=[new_output("stream", name="stderr", text=warn.format(1) + warn.format(2))]),
+                new_code_cell("b", outputs=[new_output("stream", name="stderr", text=warn.format(3))]),
+                new_code_cell("c", outputs=[new_output("stream", name="stderr",
+                                                       text="/y.py:3: UserWarning: once\n")]))
+    assert book.repeated_warnings(noisy, "n") == [
+        "n: LatentCollapseWarning shown 3 times (cells [0, 1]); summarise it in one line"]
