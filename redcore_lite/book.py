@@ -4,12 +4,13 @@
 cell that calls a plotting function has no ``image/png`` output, or shows a ``<Figure size ...>``
 text instead of the picture (what a notebook without ``%matplotlib inline`` gives under
 ``MPLBACKEND=Agg``), or a widget's repr (``VBox(children=...``) instead of a picture of its default
-view, or when a notebook's stderr shows one warning class more than once. ``python -m redcore_lite.book build build/notebooks build/book`` renders every
-executed notebook with nbconvert's HTML exporter into ``build/book/`` (an ``index.html`` with the
-course order, one page per notebook, figures inline as PNG data, equations typeset by a MathJax
-copied from the ``jupyter-server-mathjax`` package): nothing is fetched at build or view time, and
-the build fails if a page still names a remote script, style sheet or image. Cells tagged
-``hide-input`` (text rendered from the notebook's variables) show their output only.
+view, or when a notebook's stderr shows one warning class more than once. ``python -m
+redcore_lite.book build build/notebooks build/book`` renders every executed notebook with
+nbconvert's HTML exporter into ``build/book/`` (an ``index.html`` with the course order, one page
+per notebook, figures inline as PNG data, equations typeset by a MathJax copied from the
+``jupyter-server-mathjax`` package): nothing is fetched at build or view time, and the build fails
+if a page still names a remote script, style sheet or image. Cells tagged ``hide-input`` (text
+rendered from the notebook's variables) show their output only.
 
 ``python -m redcore_lite.book run notebooks build/notebooks --preset auto`` executes every
 ``NN_name.ipynb`` with papermill (``PRESET`` injected, run in the notebooks' folder, each written
@@ -375,7 +376,8 @@ def run_notebooks(notebooks: str | os.PathLike, out: str | os.PathLike, preset: 
     for stale in dest.glob("*.ipynb"):  # a renamed or removed notebook must not linger in the book
         stale.unlink()
     log(environment_line())
-    manager, times = _ipc_kernel_manager(), {}
+    manager: Any = _ipc_kernel_manager()
+    times: dict[str, float] = {}
     try:
         _run_each(books, src, dest, preset, manager, times, log)
     finally:

@@ -4,13 +4,13 @@
 ``view(**defaults)`` once, and displays the controls above the drawing. Moving a control redraws
 (or, with ``run_button=True``, marks the view stale until "run" is clicked: for expensive views).
 
-Executed headless (papermill, nbval), the default view is drawn exactly once, deterministically,
-and nothing else happens; the cell's output carries the live widget and a PNG of the default view
-(:func:`view_bundle`), so an executed notebook or the HTML book shows the picture, JupyterLab the controls; put the call in a cell tagged ``nbval-ignore-output``, end it with ``;``,
-and draw the default view again in a checked cell by calling the pure plot function directly.
-A test drives the returned :class:`InteractiveView`: set ``view.controls[name].value`` (or call
-``view.button.click()``) and read ``view.result`` and ``view.draws``.
-"""
+Executed headless (papermill, nbval), the default view is drawn exactly once, deterministically, and
+nothing else happens; the cell's output carries the live widget and a PNG of the default view
+(:func:`view_bundle`), so an executed notebook or the HTML book shows the picture, JupyterLab the
+controls; put the call in a cell tagged ``nbval-ignore-output``, end it with ``;``, and draw the
+default view again in a checked cell by calling the pure plot function directly. A test drives the
+returned :class:`InteractiveView`: set ``view.controls[name].value`` (or call
+``view.button.click()``) and read ``view.result`` and ``view.draws``."""
 from __future__ import annotations
 
 import time
