@@ -68,3 +68,35 @@ def test_widget_cells_ignore_output(path):
     bad = [i for i, c in enumerate(_cells(path)) if c["cell_type"] == "code"
            and "widgets.show(" in _source(c) and "nbval-ignore-output" not in _tags(c)]
     assert not bad, f"{path.name}: widget cells {bad} lack the 'nbval-ignore-output' tag"
+
+
+_TYPED_DECIMAL = re.compile(r"(?<![\w.])[+\u2212-]?\d*\.\d{3,}")
+_MATH = re.compile(r"\$\$.*?\$\$|\$[^$]*\$", re.DOTALL)  # constants in formulas are not outputs
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_seed_parameter_and_thread_count_from_the_environment(path):
+    """Every notebook can be run on other seeds and threads ("another machine", README): a SEED
+    parameter read through rc.seed_base, and threads set by rc.set_threads, never a literal."""
+    cells = _cells(path)
+    params = _source(next(c for c in cells if "parameters" in _tags(c)))
+    assert re.search(r'^SEED: str = "auto"  # ', params, re.MULTILINE), f"{path.name}: no SEED parameter"
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    assert "SEED = rc.seed_base(SEED)" in code, f"{path.name}: SEED is not read through rc.seed_base"
+    assert "set_num_threads(" not in code, f"{path.name}: use rc.set_threads(), not torch.set_num_threads"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_typed_output_numbers_in_prose(path):
+    """A number with three or more decimals typed into markdown goes stale when the output beside it
+    changes (another machine, another seed): render it from its variable in a hide-input cell."""
+    typed = [(i, m) for i, c in enumerate(_cells(path)) if c["cell_type"] == "markdown"
+             for m in _TYPED_DECIMAL.findall(_MATH.sub("", _source(c)))]
+    assert not typed, f"{path.name}: numbers typed into markdown (cell, number): {typed}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_prose_cells_hide_their_code(path):
+    bad = [i for i, c in enumerate(_cells(path)) if "hide-input" in _tags(c)
+           and (c["cell_type"] != "code" or not c["metadata"].get("jupyter", {}).get("source_hidden"))]
+    assert not bad, f"{path.name}: hide-input cells {bad} must be code cells with jupyter.source_hidden"
