@@ -68,6 +68,9 @@ def run_on_ray(run: Run, base: Config, todo: Sequence[tuple[str, str, int]],
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
+            # a local instance on a busy laptop: Ray's default 60 s for the raylet to register is
+            # too short on a loaded 2-core machine (seen: "node timed out during startup")
+            os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         started = True
     info = {"ray": ray.__version__, "address": address or "local",
