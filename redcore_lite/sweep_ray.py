@@ -25,6 +25,19 @@ __all__ = ["run_on_ray"]
 Run = Callable[[Config, tuple[str, str, int]], tuple[tuple[str, str, int], str, float]]
 
 
+
+def _start_local(ray: Any, workers: int, tries: int = 3) -> None:
+    """Start a local Ray instance. Ray (2.5x) gives its raylet a fixed 30 s to register, which a
+    loaded 2-core machine can miss ("The current node timed out during startup"): try again."""
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            return
+        except Exception as err:  # Ray raises a bare Exception for this
+            if attempt == tries or "timed out during startup" not in str(err):
+                raise
+            ray.shutdown()
+
 def _task(run: Run, base: Config, key: tuple[str, str, int], version: str
           ) -> tuple[tuple[str, str, int], str, float]:
     """A Ray task: one run with one torch thread (what a local pool worker does)."""
@@ -68,10 +81,7 @@ def run_on_ray(run: Run, base: Config, todo: Sequence[tuple[str, str, int]],
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            # a local instance on a busy laptop: Ray's default 60 s for the raylet to register is
-            # too short on a loaded 2-core machine (seen: "node timed out during startup")
-            os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            _start_local(ray, workers)
         started = True
     info = {"ray": ray.__version__, "address": address or "local",
             "cluster_cpus": int(ray.cluster_resources().get("CPU", 0))}
