@@ -25,9 +25,8 @@ __all__ = ["run_on_ray"]
 Run = Callable[[Config, tuple[str, str, int]], tuple[tuple[str, str, int], str, float]]
 
 
-
 def _start_local(ray: Any, workers: int, tries: int = 3) -> None:
-    """Start a local Ray instance. Ray (2.5x) gives its raylet a fixed 30 s to register, which a
+    """Start a local Ray instance. Ray (2.60) gives its raylet a fixed 30 s to register, which a
     loaded 2-core machine can miss ("The current node timed out during startup"): try again."""
     for attempt in range(1, tries + 1):
         try:
@@ -37,6 +36,7 @@ def _start_local(ray: Any, workers: int, tries: int = 3) -> None:
             if attempt == tries or "timed out during startup" not in str(err):
                 raise
             ray.shutdown()
+
 
 def _task(run: Run, base: Config, key: tuple[str, str, int], version: str
           ) -> tuple[tuple[str, str, int], str, float]:
