@@ -52,8 +52,10 @@ def check_table(table: pd.DataFrame, baseline: str = BASELINE, source: str = "ta
     wrong = ~((value >= 0) & (value <= 1))
     if wrong.any():
         row = int(np.flatnonzero(wrong)[0])
+        got = table["value"].iloc[row]
         raise ValueError(f"{source}: row {table.index[row]!r}, column value: got "
-                         f"{table['value'].iloc[row]!r}; allowed: a number in [0, 1]")
+                         f"{got.item() if isinstance(got, np.generic) else got!r}; allowed: a "
+                         "number in [0, 1]")
     test = table[table["split"] == "test"]
     variants = sorted(map(str, set(test["variant"])))
     if baseline not in variants:

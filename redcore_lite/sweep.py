@@ -25,8 +25,8 @@ every write follow symlinks: ``l.csv -> s.csv`` is the file ``s.csv``, with its 
 to ``.NAME.overwrite.csv`` (and its manifest) next to the file, which replace the file and its
 manifest only once every run is done; an interrupted overwrite is resumed by the same call.
 
-Worker processes ignore SIGINT (they are started with it ignored): a Ctrl-C reaches the sweep
-only, which stops the workers and raises one KeyboardInterrupt.
+Worker processes never see SIGINT (they are started with it blocked, then ignore it): a Ctrl-C
+reaches the sweep only, which stops the workers (SIGTERM) and raises one KeyboardInterrupt.
 """
 from __future__ import annotations
 
@@ -121,7 +121,9 @@ def tidy(result: Any, variant: str, setting: str, seed: int) -> pd.DataFrame:
 
 
 def _init_worker(parent: int) -> None:
-    """One torch thread; exit when the parent dies (a killed sweep leaves no idle workers)."""
+    """One torch thread, SIGINT ignored; exit when the parent dies (a killed sweep leaves no
+    idle workers)."""
+    import signal
     import threading
 
     def watch() -> None:
@@ -130,14 +132,16 @@ def _init_worker(parent: int) -> None:
         os._exit(1)
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the sweep, which stops us
     threading.Thread(target=watch, daemon=True).start()
 
 
 @contextlib.contextmanager
-def _sigint_ignored_by_children() -> Iterator[None]:
-    """While worker processes are started: SIGINT held back here and ignored, so that the
-    workers start with SIGINT ignored (an ignored signal stays ignored across exec, and Python
-    then installs no KeyboardInterrupt handler); a Ctrl-C meanwhile is delivered here after."""
+def _sigint_blocked_for_children() -> Iterator[None]:
+    """While worker processes are started: SIGINT blocked in this thread, so that the workers
+    inherit the blocked signal (the mask survives fork and exec) and a Ctrl-C never reaches
+    them, even while they start. This process still gets it: another thread takes it, or it is
+    delivered here when the block ends, and raises KeyboardInterrupt as usual."""
     import signal
     import threading
 
@@ -145,11 +149,9 @@ def _sigint_ignored_by_children() -> Iterator[None]:
         yield
         return
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
@@ -410,7 +412,7 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
                 torch.set_num_threads(threads)
         else:
             ctx = multiprocessing.get_context("spawn")
-            with _sigint_ignored_by_children():  # a Ctrl-C reaches this process only
+            with _sigint_blocked_for_children():  # a Ctrl-C reaches this process only
                 pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                            initargs=(os.getpid(),))
                 futures = [pool.submit(_run, base, key) for key in todo]  # starts the workers
