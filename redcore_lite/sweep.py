@@ -412,12 +412,14 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
                 torch.set_num_threads(threads)
         else:
             ctx = multiprocessing.get_context("spawn")
-            with _sigint_blocked_for_children():  # a Ctrl-C reaches this process only
-                pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                           initargs=(os.getpid(),))
-                futures = [pool.submit(_run, base, key) for key in todo]  # starts the workers
-            procs = list((pool._processes or {}).values())
+            pool: ProcessPoolExecutor | None = None
+            procs: list[Any] = []
             try:
+                with _sigint_blocked_for_children():  # a Ctrl-C reaches this process only
+                    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                               initargs=(os.getpid(),))
+                    futures = [pool.submit(_run, base, key) for key in todo]  # starts the workers
+                    procs = list((pool._processes or {}).values())
                 for fut in as_completed(futures):
                     record(*fut.result())
             except BrokenProcessPool as err:
@@ -426,10 +428,11 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
                                  "this call are in the file; allowed: run the same command again "
                                  "to resume (finished runs are skipped)") from err
             except BaseException:  # Ctrl-C, SIGTERM, a failed append: stop the runs at once
-                _stop(procs)
+                _stop(procs or list((getattr(pool, "_processes", None) or {}).values()))
                 raise
             finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
     finally:
         if bar is not None:
             bar.close()

@@ -438,9 +438,10 @@ def test_ctrl_c_at_any_moment_of_a_sweep_prints_one_line(tmp_path, delay):
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
-        with_group = subprocess.run(["ps", "-s", str(proc.pid), "-o", "pid="], capture_output=True,
-                                    text=True).stdout.split()
-        for pid in with_group:  # nothing should be left; never leave anything running
+        ps = subprocess.run(["ps", "-s", str(proc.pid), "-o", "pid=,stat="], capture_output=True,
+                            text=True).stdout.split("\n")
+        with_group = [line.split()[0] for line in ps if line.strip() and "Z" not in line.split()[1]]
+        for pid in with_group:  # nothing should be left running (a zombie is not running)
             os.kill(int(pid), signal.SIGKILL)
     assert proc.returncode == 130, err
     assert [line for line in err.splitlines() if line.strip()] == [
