@@ -301,7 +301,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "folder with files needs --resume or --overwrite)")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in "
-                   "OUT (the files train writes; other files stay)")
+                   "OUT (the files train writes; other files stay) once the new run has written "
+                   "all of its own; until then, and on any error, OUT is left as it was")
 
 
 
@@ -691,7 +692,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="folder for val/test_patterns.csv and evaluate.json "
                    "(default: print only); new or empty unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace val/test_patterns.csv and "
-                   "evaluate.json in OUT")
+                   "evaluate.json in OUT once the new ones are written (on an error they stay)")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
