@@ -29,9 +29,9 @@ import pytest
 import redcore_lite as rc
 from redcore_lite import cli, sweep
 from redcore_lite._files import LockedError, atomic_write_text, exclusive, lock_path
-from redcore_lite.report import check_table, report_paths
 
 ROOT = Path(__file__).resolve().parents[1]
+STAGE = getattr(cli, "STAGE_NAME", ".redcore-lite.new")  # where --overwrite writes aside
 SMOKE = ["--preset", "smoke", "--epochs", "1", "--device", "cpu"]
 TIMEOUT = 600  # seconds per subprocess: generous, the machine may be busy
 
@@ -74,7 +74,7 @@ def earlier_run(tmp: Path) -> Path:
 def leftovers(folder: Path) -> list[str]:
     """Lock files, temporary files and unfinished --overwrite folders left in ``folder``."""
     return sorted(p.name for p in folder.iterdir()
-                  if p.name.endswith((".lock", ".tmp")) or p.name.startswith(cli.STAGE_NAME))
+                  if p.name.endswith((".lock", ".tmp")) or p.name.startswith(STAGE))
 
 
 # ---------------------------------------------------------------- item 1: --overwrite
@@ -154,7 +154,7 @@ def test_overwrite_replaces_the_old_results_only_once_the_new_ones_are_written(
     assert code == 0, err
     assert {k: v for k, v in seen["during"].items() if "/" not in k and k != cli.LOCK_NAME} == before
     assert seen["checkpoint"].parent.parent == out and seen["checkpoint"].parent.name.startswith(
-        cli.STAGE_NAME)
+        STAGE)
     assert json.loads((out / "config.json").read_text())["data"]["name"] == "synthetic"
     assert (out / "checkpoint.pt").read_bytes() != b"the earlier checkpoint"
     assert not (out / "val_complete_patterns.csv").exists()
@@ -167,7 +167,7 @@ def test_a_killed_overwrite_leaves_nothing_behind(tmp_path, capsys):
     """An --overwrite killed with -9 leaves its folder of new results; the next command on OUT
     (which holds the lock, so no other writer can own it) removes it."""
     out = earlier_run(tmp_path)
-    stale = out / f"{cli.STAGE_NAME}.999999"
+    stale = out / f"{STAGE}.999999"
     stale.mkdir()
     (stale / "checkpoint.pt").write_bytes(b"half")
     code, _, err = run_cli(capsys, ["train", "synthetic", *SMOKE, "--out", out])
@@ -259,6 +259,8 @@ def test_report_out_with_another_suffix_keeps_it(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert {k: v for k, v in snapshot(tmp_path).items() if k in before} == before
     assert (tmp_path / "s.json.md").is_file() and (tmp_path / "s.json.csv").is_file()
+    from redcore_lite.report import report_paths
+
     assert report_paths("a/b.md") == report_paths("a/b") == (Path("a/b.md"), Path("a/b.csv"))
 
 
@@ -315,6 +317,8 @@ def test_report_with_nothing_paired_with_the_baseline(tmp_path, capsys):
 
 
 def test_report_checks_a_table_given_in_python(tmp_path):
+    from redcore_lite.report import check_table
+
     table = sweep.load_table(results_table(tmp_path))
     check_table(table)
     bad = table.copy()
@@ -407,7 +411,7 @@ def test_sigterm_during_an_overwrite_stops_cleanly(tmp_path):
         while stage is None or not (stage / "checkpoint.pt").exists():  # an epoch is written
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < end
-            stage = next((p for p in out.iterdir() if p.name.startswith(cli.STAGE_NAME)), None)
+            stage = next((p for p in out.iterdir() if p.name.startswith(STAGE)), None)
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=TIMEOUT)
