@@ -163,6 +163,22 @@ def test_overwrite_replaces_the_old_results_only_once_the_new_ones_are_written(
     assert f"wrote {out}/" in stdout
 
 
+def test_evaluate_overwrite_replaces_its_files_once_written(tmp_path, capsys):
+    from conftest import tiny_config, tiny_splits
+
+    cfg = tiny_config(3)
+    ckpt = tmp_path / "c.pt"
+    rc.fit(cfg, tiny_splits(cfg), checkpoint=ckpt)
+    out = earlier_run(tmp_path)
+    (out / "evaluate.json").write_text("{}\n")
+    code, stdout, err = run_cli(capsys, ["evaluate", ckpt, "--out", out, "--overwrite"])
+    assert code == 0, err
+    assert json.loads((out / "evaluate.json").read_text())["checkpoint"] == str(ckpt)
+    assert (out / "test_patterns.csv").read_text() != "pattern,wa\noverall,0.9\n"
+    assert (out / "checkpoint.pt").read_bytes() == b"the earlier checkpoint"  # not evaluate's
+    assert (out / "notes.txt").read_text() == "mine\n" and leftovers(out) == []
+
+
 def test_a_killed_overwrite_leaves_nothing_behind(tmp_path, capsys):
     """An --overwrite killed with -9 leaves its folder of new results; the next command on OUT
     (which holds the lock, so no other writer can own it) removes it."""
