@@ -879,10 +879,8 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 def _report(args: argparse.Namespace) -> int:
     from . import sweep
 
-    from .report import report_paths
-
     stem = args.out or args.results.with_name(args.results.stem + "_report")
-    md, csv = report_paths(stem)
+    md, csv = sweep.report_paths(stem)
     check_not_inputs({"--out": [md, csv]}, {"RESULTS": args.results})
     there = [str(p) for p in (md, csv) if p.exists()]
     if there and not args.overwrite:

@@ -50,13 +50,13 @@ from ._files import (atomic_write_text, dump_json, exclusive, lock_path, read_js
                      real_path, replace_files)
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 from .grid import BASELINE, DEFAULT_SETTINGS, METRICS, SETTING_GROUPS, SETTINGS, VARIANTS, _order
-from .report import report
+from .report import report, report_paths
 from .stats import WORST, holm, mean_ci, paired_differences, paired_p, seed_differences, with_worst
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
            "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences", "WORST",
            "with_worst", "holm", "paired_p",
-           "paired_differences", "report", "WorkerDied"]
+           "paired_differences", "report", "report_paths", "overwrite_path", "WorkerDied"]
 
 
 class WorkerDied(RuntimeError):
