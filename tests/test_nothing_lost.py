@@ -469,3 +469,29 @@ def test_ctrl_c_at_any_moment_of_a_sweep_prints_one_line(tmp_path, delay):
         "to resume"], err
     assert with_group == []
     assert not lock_path(path).exists()
+
+
+MASK = """
+import signal
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from redcore_lite import sweep
+with sweep._sigint_blocked_for_children():
+    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    futures = [pool.submit(signal.pthread_sigmask, signal.SIG_BLOCK, []) for _ in range(2)]
+print(all(signal.SIGINT in f.result() for f in futures), signal.SIGINT in
+      signal.pthread_sigmask(signal.SIG_BLOCK, []))
+pool.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_sweep_workers_start_with_sigint_blocked():
+    """The mechanism behind the one line: workers inherit SIGINT blocked, from their first
+    instruction, while this process has it unblocked again after. Before the fix of a first
+    version, multiprocessing's resource tracker (started with the pool) unblocked SIGINT in the
+    middle of the window, so workers still importing printed tracebacks under load."""
+    proc = subprocess.run([sys.executable, "-c", MASK], env=_env(), capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"], proc.stdout + proc.stderr
