@@ -14,15 +14,23 @@ temporary files.
 - :func:`remove_stale_temps`: the temporary files of atomic writes carry the writer's pid
   (``.NAME.PID.XXXXXXXX.tmp``); the next write of ``NAME`` removes those whose writer is gone (a
   SIGKILL between write and rename).
+- :func:`real_path` / :func:`check_not_inputs`: an output is compared with the inputs of the same
+  command by real path (symlinks and ``..`` resolved), so that no output can replace an input.
+- :func:`replace_files`: move finished files onto their final names with SIGINT and SIGTERM
+  held back, so that a command replaces its earlier results only once the new ones are written.
+
+Locks and atomic writes follow symlinks: the lock of ``l.csv -> s.csv`` is the lock of ``s.csv``,
+and a write through a symlink replaces the file it points to, not the link.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +41,8 @@ except ImportError:  # not POSIX (Windows): no locks, and stale temporary files 
 
 __all__ = ["LockedError", "readable_file", "read_json", "exclusive", "lock_path",
            "remove_stale_temps", "is_temp_of", "pid_alive", "atomic_write_bytes",
-           "atomic_write_text", "dump_json"]
+           "atomic_write_text", "atomic_write_many", "dump_json", "real_path", "check_not_inputs",
+           "replace_files", "signals_held"]
 
 
 class LockedError(ValueError):
@@ -77,10 +86,38 @@ def read_json(path: str | os.PathLike, arg: str, allowed: str) -> Any:
         raise ValueError(f"{arg}: {str(path)!r} {what}; allowed: {allowed}") from None
 
 
+def real_path(path: str | os.PathLike) -> Path:
+    """``path`` with ``~``, symlinks and ``..`` resolved (the file itself, whatever it is called);
+    a path that does not exist yet is resolved as far as it exists."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
 def lock_path(target: str | os.PathLike) -> Path:
-    """The lock file of a results file: ``.NAME.lock`` next to it."""
-    target = Path(target)
+    """The lock file of a results file: ``.NAME.lock`` next to the real file (a symlink or a
+    relative path to the same file gets the same lock)."""
+    target = real_path(target)
     return target.with_name(f".{target.name}.lock")
+
+
+def check_not_inputs(outputs: Mapping[str, Iterable[str | os.PathLike]],
+                     inputs: Mapping[str, str | os.PathLike | None]) -> None:
+    """Raise if an output file is one of the inputs of the same command (by real path).
+
+    Args:
+        outputs: the argument that names them (``"--out"``) -> the files the command would write.
+        inputs: the argument that names it (``"--data"``) -> the file it reads (None: not given).
+    Raises:
+        ValueError: ``"--out: writing 'x' would replace the --data file 'x'; allowed: ..."``.
+    """
+    given = {arg: (path, real_path(path)) for arg, path in inputs.items() if path is not None}
+    for out_arg, paths in outputs.items():
+        for path in paths:
+            real = real_path(path)
+            for in_arg, (src, src_real) in given.items():
+                if real == src_real:
+                    raise ValueError(f"{out_arg}: writing {str(path)!r} would replace the {in_arg} "
+                                     f"file {str(src)!r}; allowed: an {out_arg} that names no "
+                                     "input of the command")
 
 
 def pid_alive(pid: int) -> bool:
@@ -202,9 +239,9 @@ def _atomic(path: str | os.PathLike, write: Any) -> Path:
 
     The temporary file is ``.NAME.PID.XXXXXXXX.tmp`` next to ``path``; earlier ones whose writer
     died are removed first. A failed write removes its temporary file and leaves ``path`` as it
-    was; the OSError names ``path``.
+    was; the OSError names ``path``. A symlink is followed: the file it points to is replaced.
     """
-    path = Path(path)
+    path = real_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
@@ -231,6 +268,55 @@ def _atomic(path: str | os.PathLike, write: Any) -> Path:
 def _write(tmp: str, data: bytes | memoryview) -> None:
     with open(tmp, "wb") as f:  # no fsync: atomic against a killed process, not a power cut
         f.write(data)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block (delivered when it ends), so that a few renames
+    are not cut in half; nothing is held where signals cannot be masked (not POSIX, not the
+    main thread)."""
+    import threading
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def replace_files(moves: Mapping[Path, Path | None]) -> None:
+    """Move each finished file onto its final name (``os.replace``), or remove the final file
+    where the source is None (an earlier result the new run does not write), with SIGINT and
+    SIGTERM held back meanwhile (:func:`signals_held`)."""
+    with signals_held():
+        for dst, src in moves.items():
+            if src is None:
+                Path(dst).unlink(missing_ok=True)
+            else:
+                os.replace(src, dst)
+
+
+def atomic_write_many(files: Mapping[str | os.PathLike, str]) -> list[Path]:
+    """Write several text files so that all are replaced together: every temporary file is
+    written first, then all are renamed (:func:`replace_files`); a failed write changes none."""
+    temps: dict[Path, Path] = {}
+    try:
+        for path, text in files.items():
+            path = real_path(path)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.many.tmp")
+            temps[path] = tmp
+            atomic_write_text(tmp, text)
+        replace_files(dict(temps))
+    except BaseException:
+        for tmp in temps.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+    return list(temps)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:

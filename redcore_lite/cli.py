@@ -10,6 +10,12 @@ locked while a command writes it (``OUT/.redcore-lite.lock``: a second ``train``
 ``--out`` stops at once, naming the first one's pid) and must be new or empty unless
 ``--resume`` (continue its checkpoint) or ``--overwrite`` (replace its results) is given.
 
+Nothing is lost by a mistaken command: with ``--overwrite`` the new results are written to a
+folder inside OUT (``.redcore-lite.new.PID``) and replace the old ones only once all are written
+(a bad config, data file or checkpoint, a diverged run, Ctrl-C or SIGTERM leave OUT as it was);
+no output file may be an input of the same command (compared by real path); SIGTERM is turned
+into a clean stop (locks released, temporary files removed, one line, exit code 143).
+
 Add a command with :func:`register` (a name, a help line, a function adding its arguments and a
 function running it that returns an exit code); :func:`build_parser` builds one sub-parser per
 registered command. :func:`add_data_arguments`, :func:`add_run_arguments`,
@@ -22,7 +28,10 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -33,7 +42,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._files import LockedError, atomic_write_text, dump_json, exclusive, is_temp_of, pid_alive
+from ._files import (LockedError, atomic_write_text, check_not_inputs, dump_json, exclusive, is_temp_of,
+                     pid_alive, real_path, replace_files)
 from .checkpoint import load_model
 from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_file,
                      config_to_dict, override, override_from_strings, preset)
@@ -131,25 +141,59 @@ def load_plugins() -> list[str]:
     return loaded
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread of :func:`main` so that locks, temporary files and
+    unfinished ``--overwrite`` results are cleaned up on the way out, as for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("SIGTERM")
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Any:
+    """SIGTERM raises :class:`Terminated` for the block (the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def stopped(err: KeyboardInterrupt) -> tuple[int, str]:
+    """Exit code and word of an interruption: 143 and "stopped by SIGTERM", or 130 and
+    "interrupted" (Ctrl-C)."""
+    return (143, "stopped by SIGTERM") if isinstance(err, Terminated) else (130, "interrupted")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command. An error is printed as
     one line naming what was wrong (:func:`error_line`; ``--debug`` adds the traceback): exit
-    code 2 for bad input and file errors, 1 otherwise, 130 when interrupted."""
-    load_plugins()
-    args = build_parser().parse_args(argv)
-    try:
-        return SUBCOMMANDS[args.command].run(args)
-    except KeyboardInterrupt:
-        if args.debug:
-            traceback.print_exc()
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:
-        if args.debug:
-            traceback.print_exc()
-        code, text = error_line(err)
-        print(f"{PROG} {args.command}: error: {text}", file=sys.stderr)
-        return code
+    code 2 for bad input and file errors, 1 otherwise, 130 when interrupted (Ctrl-C), 143 when
+    stopped by SIGTERM (one line each; locks and temporary files are removed first)."""
+    args: argparse.Namespace | None = None
+    with _sigterm_stops():
+        try:
+            load_plugins()
+            args = build_parser().parse_args(argv)
+            return SUBCOMMANDS[args.command].run(args)
+        except KeyboardInterrupt as err:
+            if args is not None and args.debug:
+                traceback.print_exc()
+            code, word = stopped(err)
+            print(f"{PROG}{'' if args is None else ' ' + args.command}: {word}", file=sys.stderr)
+            return code
+        except Exception as err:
+            if args is None:  # a plugin that fails to import: as before
+                raise
+            if args.debug:
+                traceback.print_exc()
+            code, text = error_line(err)
+            print(f"{PROG} {args.command}: error: {text}", file=sys.stderr)
+            return code
 
 
 # ---------------------------------------------------------------- shared arguments and helpers
@@ -257,7 +301,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    "folder with files needs --resume or --overwrite)")
     p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in "
-                   "OUT (the files train writes; other files stay)")
+                   "OUT (the files train writes; other files stay) once the new run has written "
+                   "all of its own; until then, and on any error, OUT is left as it was")
 
 
 
@@ -427,6 +472,7 @@ TRAIN_FILES = ("config.json", "epochs.csv", "val_patterns.csv", "test_patterns.c
                "mask_rates.csv", "summary.json", "checkpoint.pt")  # what train writes to --out
 EVALUATE_FILES = ("val_patterns.csv", "test_patterns.csv", "evaluate.json")
 LOCK_NAME = ".redcore-lite.lock"  # held while a command writes an output folder
+STAGE_NAME = ".redcore-lite.new"  # OUT/STAGE_NAME.PID: the new results of --overwrite until done
 
 
 def _stale(out: Path, entry: str, files: Sequence[str]) -> bool:
@@ -451,18 +497,27 @@ def _earlier(out: Path) -> str:
 
 @contextlib.contextmanager
 def output_folder(out: Path, command: str, files: Sequence[str], resume: bool = False,
-                  overwrite: bool = False) -> Any:
+                  overwrite: bool = False,
+                  inputs: dict[str, str | os.PathLike | None] | None = None) -> Any:
     """Hold ``out`` (created if needed) for one command: locked against a second writer, and
-    new or empty unless ``resume`` (``out/checkpoint.pt`` is continued) or ``overwrite`` (the
-    ``files`` in it are removed first). Checked before any data is loaded or epoch trained.
+    new or empty unless ``resume`` (``out/checkpoint.pt`` is continued) or ``overwrite``.
+    Checked before any data is loaded or epoch trained. Yields the folder to write to: ``out``,
+    or with ``overwrite`` over earlier results a new folder inside it whose files replace the
+    ``files`` in ``out`` when the block ends without an error (an earlier result the new run
+    does not write is removed then); on an error or an interruption ``out`` stays as it was.
 
+    Args:
+        inputs: the files the command reads, by argument (``{"--data": path}``): none of the
+            ``files`` in ``out`` may be one of them (compared by real path).
     Raises:
         ValueError: ``out`` is a file, cannot be created or written, holds results (without
-            ``resume`` / ``overwrite``), or (LockedError) another command is writing it.
+            ``resume`` / ``overwrite``), an output would replace an input, or (LockedError)
+            another command is writing it.
     """
     if resume and overwrite:
         raise ValueError("--resume, --overwrite: got both; allowed: one of them (--resume "
                          "continues OUT/checkpoint.pt, --overwrite replaces the results in OUT)")
+    check_not_inputs({"--out": [out / name for name in files]}, inputs or {})
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out: {str(out)!r} is a file; allowed: a folder (new or empty, or "
                          "with --resume / --overwrite one written by train)")
@@ -473,8 +528,8 @@ def output_folder(out: Path, command: str, files: Sequence[str], resume: bool = 
         raise ValueError(f"--out: cannot create the folder {str(out)!r} ({err.strerror}); "
                          "allowed: a folder you can write to") from None
     try:
-        with _held(out, command, files, resume, overwrite):
-            yield out
+        with _held(out, command, files, resume, overwrite) as target:
+            yield target
     except BaseException:
         if created:  # a command that failed before writing anything leaves no empty folder
             with contextlib.suppress(OSError):
@@ -487,6 +542,9 @@ def _held(out: Path, command: str, files: Sequence[str], resume: bool, overwrite
     """The lock and the emptiness checks of :func:`output_folder`."""
     with exclusive(out, out / LOCK_NAME, "--out", command):
         ours = {LOCK_NAME, *(f".{name}.lock" for name in files)}  # a killed run's lock files
+        for entry in os.listdir(out):  # an earlier --overwrite killed with -9: we hold the lock
+            if entry.startswith(STAGE_NAME + "."):
+                shutil.rmtree(out / entry, ignore_errors=True)
         entries = sorted(e for e in os.listdir(out) if e not in ours and not _stale(out, e, files))
         shown = ", ".join(entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
         if resume:
@@ -502,9 +560,16 @@ def _held(out: Path, command: str, files: Sequence[str], resume: bool, overwrite
             raise ValueError(f"--out: {str(out)!r} is not empty ({shown}{_earlier(out)}); "
                              "allowed: a new or empty folder, --overwrite to replace the "
                              "results in it, or another --out")
-        elif entries:
-            for name in files:
-                (out / name).unlink(missing_ok=True)
+        elif any(name in entries for name in files):  # --overwrite: write aside, then replace
+            stage = out / f"{STAGE_NAME}.{os.getpid()}"
+            stage.mkdir()
+            try:
+                yield stage
+                replace_files({out / name: stage / name if (stage / name).exists() else None
+                               for name in files})
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+            return
         yield out
 
 
@@ -542,17 +607,28 @@ def _train_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inputs(args: argparse.Namespace, config: Config | None = None) -> dict[str, Any]:
+    """The files a command reads, by the argument that names them (for :func:`output_folder`)."""
+    data = config.data if config is not None else None
+    return {"--data": getattr(data, "path", None) or getattr(args, "data", None),
+            "--root": getattr(data, "root", None) or getattr(args, "root", None),
+            "--config": getattr(args, "config", None),
+            "checkpoint": getattr(args, "checkpoint", None)}
+
+
 def _train_main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    with output_folder(args.out, "train", TRAIN_FILES, args.resume, args.overwrite):
-        return _train_into(args, config)
+    with output_folder(args.out, "train", TRAIN_FILES, args.resume, args.overwrite,
+                       _inputs(args, config)) as target:
+        return _train_into(args, config, target)
 
 
-def _train_into(args: argparse.Namespace, config: Config) -> int:
-    """Train and write the results to ``args.out`` (held by :func:`output_folder`)."""
+def _train_into(args: argparse.Namespace, config: Config, target: Path | None = None) -> int:
+    """Train and write the results to ``target`` (default ``args.out``; held by
+    :func:`output_folder`, which moves them to ``args.out`` when ``target`` is another folder)."""
     splits = load_data(config.data, seed=config.train.seed)
     config = _fit_data(config, splits, args.backbone, bool(args.rates))
-    out: Path = args.out
+    out: Path = target if target is not None else args.out
     ckpt = out / "checkpoint.pt"
     start = time.perf_counter()
     with warnings.catch_warnings():  # printed below, once, from result.warnings
@@ -594,7 +670,7 @@ def _train_into(args: argparse.Namespace, config: Config) -> int:
     print("final beta: " + "  ".join(f"{m} {b:.3f}" for m, b in summary["final_beta"].items()))
     extra = "".join(f" {part}_complete_patterns.csv" for part in ("val", "test")
                     if getattr(result, f"{part}_complete") is not None)
-    print(f"wrote {out}/: config.json epochs.csv val_patterns.csv test_patterns.csv{extra} "
+    print(f"wrote {args.out}/: config.json epochs.csv val_patterns.csv test_patterns.csv{extra} "
           "history.csv mask_rates.csv summary.json checkpoint.pt")
     for message in result.warnings:
         print(f"{PROG} train: warning: {message}", file=sys.stderr)
@@ -616,19 +692,22 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="folder for val/test_patterns.csv and evaluate.json "
                    "(default: print only); new or empty unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace val/test_patterns.csv and "
-                   "evaluate.json in OUT")
+                   "evaluate.json in OUT once the new ones are written (on an error they stay)")
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     if args.out is None:
         return _evaluate_into(args)
-    with output_folder(args.out, "evaluate", EVALUATE_FILES, overwrite=args.overwrite):
-        return _evaluate_into(args)
+    with output_folder(args.out, "evaluate", EVALUATE_FILES, overwrite=args.overwrite,
+                       inputs=_inputs(args)) as target:
+        return _evaluate_into(args, target)
 
 
-def _evaluate_into(args: argparse.Namespace) -> int:
+def _evaluate_into(args: argparse.Namespace, target: Path | None = None) -> int:
     model, saved, meta = load_model(args.checkpoint, args.which)
     config = config_from_args(args, base=saved)
+    if args.out is not None:  # the data named by the checkpoint's config, too
+        check_not_inputs({"--out": [args.out / n for n in EVALUATE_FILES]}, _inputs(args, config))
     splits = load_data(config.data, seed=config.train.seed)
     expected = (list(meta["modalities"]), list(meta["dims"]), meta["num_classes"])
     got = (list(splits.modalities), list(splits.train.dims), splits.num_classes)
@@ -654,9 +733,10 @@ def _evaluate_into(args: argparse.Namespace) -> int:
         print(f"{part}: WA {row['wa']:.3f}  UA {row['ua']:.3f}  F1 {row['f1']:.3f}; "
               f"F1 per pattern: {_pattern_line(df)}")
     if args.out is not None:
+        out = target if target is not None else args.out
         for part, df in frames.items():
-            _write_csv(args.out / f"{part}_patterns.csv", df)
-        dump_json(args.out / "evaluate.json", {
+            _write_csv(out / f"{part}_patterns.csv", df)
+        dump_json(out / "evaluate.json", {
             "checkpoint": str(args.checkpoint), "which": args.which, "epoch": epoch,
             "data": config_to_dict(config)["data"], "described": splits.describe(),
             "protocol": args.protocol,
@@ -703,6 +783,9 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="results CSV: each finished run is "
                    "appended; an existing file is resumed (OUT.json holds config and sessions)")
+    p.add_argument("--overwrite", action="store_true", help="run the grid afresh instead of "
+                   "resuming OUT: the new runs replace OUT and OUT.json only once all are done "
+                   "(until then they are in .OUT.overwrite.csv; the same command resumes them)")
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -713,6 +796,13 @@ def _sweep(args: argparse.Namespace) -> int:
         base = config_from_file(args.config, base, "--config", "a sweep manifest (RESULTS.json), "
                                 "a config.json written by train, or config sections in JSON or YAML")
     config = config_from_args(args, base=base)
+    inputs = _inputs(args, config)
+    real = real_path(args.out)  # a symlink: the file it points to, and that file's manifest
+    if args.config is not None and real_path(args.config) == real.with_suffix(".json"):
+        inputs.pop("--config")  # the sweep's own manifest as its config: a resume, not a loss
+    staged = sweep.overwrite_path(real)
+    check_not_inputs({"--out": [real, real.with_suffix(".json"), staged,
+                                staged.with_suffix(".json")]}, inputs)
     variants = list(_flat(args.variants) or sweep.VARIANTS)
     settings = list(_flat(args.settings) or sweep.DEFAULT_SETTINGS)
     listed = ("views", "modalities")  # nargs="+" lists of lists
@@ -733,9 +823,10 @@ def _sweep(args: argparse.Namespace) -> int:
                         "--variants", *variants, "--settings", *settings, "--seeds",
                         str(args.seeds), "--workers", str(args.workers),
                         *(["--backend", "ray"] if args.backend == "ray" else []),
-                        "--out", str(args.out)])
+                        *(["--overwrite"] if args.overwrite else []), "--out", str(args.out)])
     start = time.perf_counter()
-    run: dict[str, Any] = dict(progress=not args.no_progress, command=command)
+    run: dict[str, Any] = dict(progress=not args.no_progress, command=command,
+                               **({"overwrite": True} if args.overwrite else {}))
     if args.backend == "ray":
         run.update(backend="ray", address=args.ray_address)
     try:
@@ -753,10 +844,13 @@ def _sweep(args: argparse.Namespace) -> int:
         if str(err).startswith("path: ") and not isinstance(err, LockedError):
             raise ValueError(_as_out(err)) from err
         raise
-    except KeyboardInterrupt:
-        print(f"interrupted: finished runs are in {args.out}; run the same command to resume",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        code, word = stopped(err)
+        where = (f"{args.out} keeps its earlier results; the new runs finished so far are in "
+                 f"{staged}" if args.overwrite and staged.exists() else
+                 f"finished runs are in {args.out}")
+        print(f"{PROG} sweep: {word}: {where}; run the same command to resume", file=sys.stderr)
+        return code
     runs = len(table[["variant", "setting", "seed"]].drop_duplicates())
     print(f"{args.out}: {runs} runs ({time.perf_counter() - start:.0f} s in this call); "
           f"next: {PROG} report {args.out}")
@@ -773,8 +867,11 @@ def _as_out(err: Exception) -> str:
 
 def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", type=Path, help="a results CSV written by sweep")
-    p.add_argument("--out", type=Path, help="report stem: writes OUT.md and OUT.csv (default: "
-                   "RESULTS without .csv, plus _report)")
+    p.add_argument("--out", type=Path, help="report stem: writes OUT.md and OUT.csv (a .md or "
+                   ".csv ending is dropped first; default: RESULTS without .csv, plus _report); "
+                   "neither may be RESULTS")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT.md and OUT.csv if they "
+                   "exist (both are replaced together, once the report is made)")
     p.add_argument("--title", help="title of the markdown report (default from RESULTS)")
     p.add_argument("--baseline", default="redcore", help="variant the others are compared with")
 
@@ -782,13 +879,24 @@ def _report_arguments(p: argparse.ArgumentParser) -> None:
 def _report(args: argparse.Namespace) -> int:
     from . import sweep
 
-    table = sweep.load_table(args.results)
     stem = args.out or args.results.with_name(args.results.stem + "_report")
+    md, csv = sweep.report_paths(stem)
+    check_not_inputs({"--out": [md, csv]}, {"RESULTS": args.results})
+    there = [str(p) for p in (md, csv) if p.exists()]
+    if there and not args.overwrite:
+        raise ValueError(f"--out: {' and '.join(map(repr, there))} already exist (OUT.md, OUT.csv); allowed: "
+                         "--overwrite to replace the report, or another --out")
+    for path in (md, csv):
+        if path.is_dir():
+            raise ValueError(f"--out: {str(path)!r} is a folder; allowed: a report stem whose "
+                             ".md and .csv files can be written")
+    table = sweep.load_table(args.results)
     title = args.title or f"Ablations: {args.results.stem}, every variant against {args.baseline}"
-    _, text = sweep.report(table, stem, title, args.baseline)
+    _, text = sweep.report(table, stem, title, args.baseline,
+                           source=f"results: {str(args.results)!r}")
     section = text.split("## Which overall differences")[1].split("\n## ")[0]
     print(f"Which overall differences{section.rstrip()}")
-    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.csv')}")
+    print(f"wrote {md} and {csv}")
     return 0
 
 

@@ -1,5 +1,9 @@
 """The ablation report: paired differences of every variant against the baseline as a markdown
 text and a CSV table (``redcore-lite report``; ``rc.sweep.report`` is the same function).
+
+The table is checked first (a ValueError naming the column and row): values finite and in
+[0, 1], at least one variant paired with the baseline. :func:`report_paths` gives the two files
+of a report stem; both are replaced together, only once the report is made.
 """
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ._files import atomic_write_text
+import numpy as np
+
+from ._files import atomic_write_many
 from .grid import BASELINE, SETTING_GROUPS
 from .stats import WORST, paired_differences
 
-__all__ = ["report"]
+__all__ = ["report", "report_paths", "check_table"]
 
 
 def _mark(row: pd.Series) -> str:
@@ -23,16 +29,61 @@ def _fmt(row: pd.Series) -> str:
     return f"{row['diff']:+.3f}{_mark(row)} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
 
 
+def report_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The markdown and CSV files of the report stem ``path``: ``path.md`` and ``path.csv``
+    (a ``.md`` or ``.csv`` ending of ``path`` is dropped first; any other suffix is kept, so
+    ``s.json`` gives ``s.json.md`` and ``s.json.csv``)."""
+    path = Path(path)
+    if path.suffix.lower() in (".md", ".csv"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".md"), path.with_name(path.name + ".csv")
+
+
+def check_table(table: pd.DataFrame, baseline: str = BASELINE, source: str = "table") -> None:
+    """Raise a ValueError unless ``table`` can be reported: the columns of a sweep table, every
+    ``value`` a finite number in [0, 1] (row and column named), and at least one variant other
+    than ``baseline`` with a test run of the same setting and seed (``source`` names the table)."""
+    need = ["variant", "setting", "seed", "split", "pattern", "metric", "value"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"{source}: has no column(s) {missing}; allowed: a table of the columns "
+                         f"{need} (rc.sweep.load_table)")
+    value = pd.to_numeric(table["value"], errors="coerce").astype(float).to_numpy()
+    wrong = ~((value >= 0) & (value <= 1))
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        got = table["value"].iloc[row]
+        raise ValueError(f"{source}: row {table.index[row]!r}, column value: got "
+                         f"{got.item() if isinstance(got, np.generic) else got!r}; allowed: a "
+                         "number in [0, 1]")
+    test = table[table["split"] == "test"]
+    variants = sorted(map(str, set(test["variant"])))
+    if baseline not in variants:
+        raise ValueError(f"baseline: got {baseline!r}; allowed: a variant with test runs in "
+                         f"{source} {variants}")
+    runs = test[["variant", "setting", "seed"]].drop_duplicates()
+    ours = runs[runs["variant"] == baseline][["setting", "seed"]]
+    paired = runs[runs["variant"] != baseline].merge(ours, on=["setting", "seed"])
+    if paired.empty:
+        raise ValueError(f"{source}: no run of another variant has a {baseline!r} run of the same "
+                         f"setting and seed to be compared with (variants: {variants}); allowed: "
+                         f"a sweep of {baseline!r} and at least one other variant, e.g. "
+                         f"--variants {baseline} no_ra")
+
+
 def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: str = "Ablations",
-           baseline: str = BASELINE, confidence: float = 0.95) -> tuple[pd.DataFrame, str]:
+           baseline: str = BASELINE, confidence: float = 0.95,
+           source: str = "table") -> tuple[pd.DataFrame, str]:
     """Paired differences of every variant against ``baseline`` as a table and a markdown report.
 
     Args:
-        table: tidy results (:func:`load_table`); path: if given, ``path.md`` and ``path.csv`` are
-            written atomically.
+        table: tidy results (:func:`load_table`), checked by :func:`check_table`; path: if
+            given, the report stem: both files of :func:`report_paths` are written together.
+        source: what ``table`` is, named in errors (the CLI: the results file).
     Returns:
         The :func:`paired_differences` frame (macro-F1 and WA, test split) and the markdown text.
     """
+    check_table(table, baseline, source)
     diffs = paired_differences(table, baseline, ("f1", "wa"), "test", confidence)
     pct = f"{confidence:.0%}"
     lo, hi = diffs["n"].min(), diffs["n"].max()
@@ -86,7 +137,6 @@ def report(table: pd.DataFrame, path: str | os.PathLike | None = None, title: st
         lines.append(f"| {s} | {v} | " + " | ".join(wide.loc[(s, v), pats]) + " |")
     text = "\n".join(lines) + "\n"
     if path is not None:
-        path = Path(path)
-        atomic_write_text(path.with_suffix(".md"), text)
-        atomic_write_text(path.with_suffix(".csv"), diffs.to_csv(index=False, float_format="%.5f"))
+        md, csv = report_paths(path)
+        atomic_write_many({md: text, csv: diffs.to_csv(index=False, float_format="%.5f")})
     return diffs, text

@@ -18,16 +18,25 @@ One sweep at a time per results file: :func:`run_sweep` holds an exclusive lock
 last rewrite. A second sweep on the same file stops at once with a
 :class:`~redcore_lite._files.LockedError` naming the file and the holder's pid (``wait=True``:
 it waits, then skips the runs the first one finished), so nothing is appended twice and no
-manifest session is lost. The lock dies with its holder (``kill -9`` included).
+manifest session is lost. The lock dies with its holder (``kill -9`` included). The lock and
+every write follow symlinks: ``l.csv -> s.csv`` is the file ``s.csv``, with its lock and manifest.
+
+``overwrite=True`` starts the grid afresh without losing the old results first: the new runs go
+to ``.NAME.overwrite.csv`` (and its manifest) next to the file, which replace the file and its
+manifest only once every run is done; an interrupted overwrite is resumed by the same call.
+
+Worker processes never see SIGINT (they are started with it blocked, then ignore it): a Ctrl-C
+reaches the sweep only, which stops the workers (SIGTERM) and raises one KeyboardInterrupt.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -37,16 +46,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._files import atomic_write_text, dump_json, exclusive, lock_path, read_json, readable_file
+from ._files import (atomic_write_text, dump_json, exclusive, lock_path, read_json, readable_file,
+                     real_path, replace_files)
 from .config import Config, check_config, config_from_dict, config_to_dict, override
 from .grid import BASELINE, DEFAULT_SETTINGS, METRICS, SETTING_GROUPS, SETTINGS, VARIANTS, _order
-from .report import report
+from .report import report, report_paths
 from .stats import WORST, holm, mean_ci, paired_differences, paired_p, seed_differences, with_worst
 
 __all__ = ["VARIANTS", "SETTINGS", "DEFAULT_SETTINGS", "SETTING_GROUPS", "BASELINE", "COLUMNS",
            "run_config", "run_sweep", "load_table", "tidy", "mean_ci", "seed_differences", "WORST",
            "with_worst", "holm", "paired_p",
-           "paired_differences", "report", "WorkerDied"]
+           "paired_differences", "report", "report_paths", "overwrite_path", "WorkerDied"]
 
 
 class WorkerDied(RuntimeError):
@@ -111,7 +121,9 @@ def tidy(result: Any, variant: str, setting: str, seed: int) -> pd.DataFrame:
 
 
 def _init_worker(parent: int) -> None:
-    """One torch thread; exit when the parent dies (a killed sweep leaves no idle workers)."""
+    """One torch thread, SIGINT ignored; exit when the parent dies (a killed sweep leaves no
+    idle workers)."""
+    import signal
     import threading
 
     def watch() -> None:
@@ -120,7 +132,40 @@ def _init_worker(parent: int) -> None:
         os._exit(1)
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is for the sweep, which stops us
     threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigint_blocked_for_children() -> Iterator[None]:
+    """While worker processes are started: SIGINT blocked in this thread, so that the workers
+    inherit the blocked signal (the mask survives fork and exec) and a Ctrl-C never reaches
+    them, even while they start. This process still gets it: another thread takes it, or it is
+    delivered here when the block ends, and raises KeyboardInterrupt as usual."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # starting it unblocks SIGINT here: start it before
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _stop(procs: list[Any]) -> None:
+    """End the worker processes (SIGTERM; they print nothing) and wait for them briefly."""
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(5)
 
 
 def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
@@ -143,6 +188,7 @@ def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
     if list(table.columns) != COLUMNS:
         raise ValueError(f"path: {str(path)!r} has columns {list(table.columns)}; "
                          f"allowed: {COLUMNS}")
+    table = _checked(table, path, complete)
     read = len(table)
     keys = ["variant", "setting", "seed"]
     # a run appended twice (two sweeps on one file before the lock existed): its first copy
@@ -150,10 +196,48 @@ def load_table(path: str | os.PathLike, repair: bool = False) -> pd.DataFrame:
     counts = table.groupby(keys)["value"].transform("size")
     # rows per run: 2 splits x (2^M - 1 patterns + overall) x metrics, M = number of rates
     expected = table["rates"].map(lambda r: 2 * 2 ** len(str(r).split("/")) * len(METRICS))
-    table = table[(counts == expected) & table["value"].notna()].reset_index(drop=True)
+    table = table[counts == expected].reset_index(drop=True)
     if repair and (len(complete) != len(text) or len(table) != read):
         atomic_write_text(path, table.to_csv(index=False, float_format="%.4f"))
     return table
+
+
+def _checked(table: pd.DataFrame, path: Path, text: str) -> pd.DataFrame:
+    """``table`` with ``seed`` as int and ``value`` as float, after checking every row: no empty
+    cell, an integer seed, a metric of :data:`METRICS` and a value in [0, 1] (NaN, inf or 5.0
+    would silently change the statistics). Raises a ValueError naming the file, the line and
+    the column of the first bad cell."""
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.strip()][1:]  # rows' lines
+
+    def bad(row: int, column: str, got: Any, allowed: str) -> ValueError:
+        line = lines[row] if row < len(lines) else row + 2
+        return ValueError(f"path: {str(path)!r} line {line}, column {column}: got {got!r}; "
+                          f"allowed: {allowed} (fix or delete the line; nothing is dropped "
+                          "silently)")
+
+    for column in COLUMNS:
+        empty = table[column].isna().to_numpy()
+        if column != "value" and empty.any():
+            row = int(np.flatnonzero(empty)[0])
+            raise bad(row, column, "", "a value in every column")
+    seed = pd.to_numeric(table["seed"], errors="coerce")
+    wrong = (seed.isna() | (seed != seed.round())).to_numpy()
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        raise bad(row, "seed", table["seed"].iloc[row], "an integer")
+    metric = ~table["metric"].isin(METRICS).to_numpy()
+    if metric.any():
+        row = int(np.flatnonzero(metric)[0])
+        raise bad(row, "metric", table["metric"].iloc[row], f"one of {', '.join(METRICS)}")
+    value = pd.to_numeric(table["value"], errors="coerce").astype(float)
+    wrong = ~((value >= 0) & (value <= 1)).to_numpy()  # NaN and inf fail too
+    if wrong.any():
+        row = int(np.flatnonzero(wrong)[0])
+        got = table["value"].iloc[row]
+        got = "" if isinstance(got, float) and np.isnan(got) else got
+        raise bad(row, "value", got.item() if isinstance(got, np.generic) else got,
+                  f"a number in [0, 1] (the metric {table['metric'].iloc[row]!r})")
+    return table.assign(seed=seed.astype(np.int64), value=value)
 
 
 def _append(path: Path, text: str) -> None:
@@ -182,7 +266,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
               settings: Iterable[str] = DEFAULT_SETTINGS, seeds: int | Iterable[int] = 10,
               workers: int = 2, progress: bool = False, command: str | None = None,
               on_run: Callable[[tuple[str, str, int], int], None] | None = None,
-              wait: bool = False, backend: str = "local", address: str | None = None) -> pd.DataFrame:
+              wait: bool = False, backend: str = "local", address: str | None = None,
+              overwrite: bool = False) -> pd.DataFrame:
     """Run every (variant, setting, seed) not yet in ``path``; append each run's rows as it ends.
 
     Args:
@@ -199,6 +284,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
             run on a Ray cluster, :mod:`redcore_lite.sweep_ray`; same file, resume and table).
         address: with ``backend="ray"``, the cluster to join (default ``RAY_ADDRESS``, else a
             local Ray instance with ``workers`` CPUs).
+        overwrite: run the whole grid again into :func:`overwrite_path` and replace ``path`` and
+            its manifest with it once every run is done (until then ``path`` is untouched).
     Returns:
         The whole table (sorted canonically and rewritten once every requested run is done).
     """
@@ -226,9 +313,34 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     except OSError as err:
         raise ValueError(f"path: cannot create the folder {str(path.parent)!r} ({err.strerror}); "
                          "allowed: a file in a folder you can write to") from None
-    with exclusive(path, lock_path(path), "path", "sweep", wait=wait):
-        return _sweep_locked(base, path, variants, settings, seeds, workers, progress, command,
-                             on_run, backend, address)
+    real = real_path(path)  # a symlink or relative path: the file itself (lock, writes, manifest)
+    with exclusive(path, lock_path(real), "path", "sweep", wait=wait):
+        if not overwrite or not (real.exists() or real.with_suffix(".json").exists()):
+            return _sweep_locked(base, real, variants, settings, seeds, workers, progress, command,
+                                 on_run, backend, address)
+        staged = overwrite_path(real)
+        if not _same_base(staged.with_suffix(".json"), base):  # a stale one of another config
+            for stale in (staged, staged.with_suffix(".json")):
+                stale.unlink(missing_ok=True)
+        table = _sweep_locked(base, staged, variants, settings, seeds, workers, progress, command,
+                              on_run, backend, address)
+        replace_files({real: staged, real.with_suffix(".json"): staged.with_suffix(".json")})
+        return table
+
+
+def overwrite_path(path: str | os.PathLike) -> Path:
+    """Where ``run_sweep(overwrite=True)`` puts the new runs until they replace ``path``:
+    ``.NAME.overwrite.csv`` next to it (its manifest: ``.NAME.overwrite.json``)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.overwrite{path.suffix}")
+
+
+def _same_base(manifest: Path, base: Config) -> bool:
+    """Whether ``manifest`` exists and holds ``base``."""
+    try:
+        return config_from_dict(read_json(manifest, "path", "a manifest")["config"]) == base
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return False
 
 
 def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[str],
@@ -303,18 +415,27 @@ def _sweep_locked(base: Config, path: Path, variants: list[str], settings: list[
                 torch.set_num_threads(threads)
         else:
             ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                       initargs=(os.getpid(),))
+            pool: ProcessPoolExecutor | None = None
+            procs: list[Any] = []
             try:
-                for fut in as_completed([pool.submit(_run, base, key) for key in todo]):
+                with _sigint_blocked_for_children():  # a Ctrl-C reaches this process only
+                    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                               initargs=(os.getpid(),))
+                    futures = [pool.submit(_run, base, key) for key in todo]  # starts the workers
+                    procs = list((pool._processes or {}).values())
+                for fut in as_completed(futures):
                     record(*fut.result())
             except BrokenProcessPool as err:
                 raise WorkerDied(f"path: a worker process of the sweep on {str(path)!r} died "
                                  f"(killed, or out of memory); the {finished} run(s) finished in "
                                  "this call are in the file; allowed: run the same command again "
                                  "to resume (finished runs are skipped)") from err
+            except BaseException:  # Ctrl-C, SIGTERM, a failed append: stop the runs at once
+                _stop(procs or list((getattr(pool, "_processes", None) or {}).values()))
+                raise
             finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+                if pool is not None:
+                    pool.shutdown(wait=False, cancel_futures=True)
     finally:
         if bar is not None:
             bar.close()
