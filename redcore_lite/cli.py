@@ -40,6 +40,7 @@ from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_file,
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import MECHANISMS, SIMULATE, realised_rates, simulating
+from .state import check_evaluable
 from .trainer import LatentCollapseWarning, Result, SetupWarning, evaluate, fit, resolve_device
 
 __all__ = ["Subcommand", "SUBCOMMANDS", "register", "build_parser", "main", "add_data_arguments",
@@ -255,7 +256,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output folder: new or empty (a "
                    "folder with files needs --resume or --overwrite)")
-    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt (on the "
+                   "data and config it was trained on: anything else is an error naming what differs)")
+    p.add_argument("--force", action="store_true", help="with --resume: continue although the "
+                   "data's values changed (its sha256, labels or feature values; never its "
+                   "modalities, dims, classes or split); recorded in summary.json")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in "
                    "OUT (the files train writes; other files stay)")
 
@@ -401,6 +406,7 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
                   if result.observed_mask is not None else {}),
                "mask": result.extra.get("mask"), "data": result.extra.get("data"),
                "seconds": seconds, "checkpoint": "checkpoint.pt", "warnings": list(result.warnings),
+               **({"resume": result.extra["resume"]} if "resume" in result.extra else {}),
                "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "threads", "bf16",
                                                     "compile", "cuda_graph", "tf32")
                        if k in result.extra}}
@@ -538,12 +544,23 @@ def _train_worker(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     splits = load_data(config.data, seed=config.train.seed)
     config = _fit_data(config, splits, args.backbone, bool(args.rates))
-    fit(config, splits, checkpoint=args.out / "checkpoint.pt", resume=args.resume)
+    fit(config, splits, checkpoint=args.out / "checkpoint.pt", resume=args.resume, force=_forced(args))
     return 0
+
+
+def _forced(args: argparse.Namespace) -> bool:
+    """``fit``'s ``force`` from ``--force`` (only with ``--resume``)."""
+    if not getattr(args, "force", False):
+        return False
+    if not args.resume:
+        raise ValueError("--force: given without --resume; allowed: --resume --force (continue a "
+                         "checkpoint although its data's values changed)")
+    return True
 
 
 def _train_main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    _forced(args)  # --force without --resume: an error before OUT is touched
     with output_folder(args.out, "train", TRAIN_FILES, args.resume, args.overwrite):
         return _train_into(args, config)
 
@@ -563,7 +580,7 @@ def _train_into(args: argparse.Namespace, config: Config) -> int:
             from .callbacks import TensorBoardLogger
             logs.append(TensorBoardLogger(args.tensorboard))
         result = fit(config, splits, checkpoint=ckpt, resume=args.resume,
-                     **({"callbacks": logs} if logs else {}))
+                     **({"callbacks": logs} if logs else {}), force=_forced(args))
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
@@ -636,6 +653,7 @@ def _evaluate_into(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint: {str(args.checkpoint)!r} expects modalities {expected[0]} "
                          f"with dims {expected[1]} and {expected[2]} classes; the data "
                          f"({config.data.name}) has {got[0]} with dims {got[1]} and {got[2]} classes")
+    check_evaluable(args.checkpoint, meta, splits)
     device = resolve_device(args.device)
     model = model.to(device)
     batch = config.train.eval_batch_size

@@ -127,6 +127,26 @@ def _sequence_list(items: Sequence[Any], mod: str, n: int) -> tuple[np.ndarray, 
     return x, lengths, lengths > 0
 
 
+def _content_digest(feats: Mapping[str, torch.Tensor], y: torch.Tensor, c: int,
+                    lens: Mapping[str, torch.Tensor], ids: Sequence[str] | None,
+                    mask: torch.Tensor | None, names: Sequence[str] | None) -> str:
+    """sha256 of data built by :func:`from_arrays` (modality names, values, labels, C, lengths,
+    ids, mask, class names): the same arrays give the same digest on every machine."""
+    import hashlib
+
+    h: Any = hashlib.sha256()  # (numpy arrays are buffers; the stubs disagree)
+    h.update(repr((list(feats), c, None if ids is None else len(ids), names)).encode())
+    for t in [*feats.values(), y, *lens.values(), mask]:
+        if t is not None:
+            t = t.contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+            raw = (t.to(torch.uint8) if t.dtype == torch.bool else t).reshape(-1).view(torch.uint8)
+            h.update(raw.numpy())
+    for v in ids or ():
+        h.update(v.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
+
+
 def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
                 ids: Sequence[Any] | None = None, num_classes: int | None = None,
                 lengths: Mapping[str, Any] | None = None, classes: Sequence[str] | None = None,
@@ -218,9 +238,11 @@ def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
         raise ValueError(f"features: {_rows_text(empty.tolist(), id_list)} have no modality "
                          f"present ({len(empty)} sample(s)); allowed: at least one present "
                          "modality per sample (drop such samples)")
-    out = MultimodalData(feats, y, c, lens, id_list,
-                         None if avail.all() else torch.from_numpy(avail), names,
-                         dict(source or {"name": "custom", "format": "arrays"}))
+    mask_t = None if avail.all() else torch.from_numpy(avail)
+    where = dict(source or {"name": "custom", "format": "arrays"})
+    if "sha256" not in where:  # arrays without a file: the digest of their content (what a resume checks)
+        where["sha256"] = _content_digest(feats, y, c, lens, id_list, mask_t, names)
+    out = MultimodalData(feats, y, c, lens, id_list, mask_t, names, where)
     out.validate("data")
     return out
 
