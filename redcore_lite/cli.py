@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 USER_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)  # exit code 2, one line
+MAX_ERROR = 1000  # characters of an error line
 
 
 def error_line(err: BaseException) -> tuple[int, str]:
@@ -104,6 +105,8 @@ def error_line(err: BaseException) -> tuple[int, str]:
     else:
         text = str(err) or type(err).__name__
     text = " ".join(text.split())
+    if len(text) > MAX_ERROR:  # one line of sane length, whatever the value quoted in it
+        text = f"{text[:MAX_ERROR]}... ({len(text)} characters)"
     if isinstance(err, USER_ERRORS):
         return 2, text
     if isinstance(err, WorkerDied):
@@ -355,7 +358,20 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     return override_from_strings(override(config, **sections), getattr(args, "assignments", []))
 
 
-def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given: bool) -> Config:
+def _rates_source(args: argparse.Namespace, config: Config) -> str:
+    """Where ``mask.rates`` came from, for an error message: ``--set``, ``--rates``, ``--config``
+    or the preset."""
+    if any(a.partition("=")[0].strip() == "mask.rates" for a in getattr(args, "assignments", [])):
+        return "--set mask.rates"
+    if getattr(args, "rates", None):
+        return "--rates"
+    name = getattr(args, "preset", "auto")
+    if getattr(args, "config", None) is not None and config.mask.rates != preset(name).mask.rates:
+        return f"mask.rates (from --config {args.config})"
+    return f"--rates (the preset's {list(config.mask.rates)})"
+
+
+def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given: bool | str) -> Config:
     """Adapt the backbone and check the rates against the loaded data."""
     mods, sequences = splits.modalities, any(x.dim() == 3 for x in splits.train.features.values())
     backbone = backbone or ("transformer" if sequences else config.model.backbone)
@@ -365,7 +381,8 @@ def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given:
     rates = config.mask.rates
     uses_rates = config.mask.mechanism in ("mcar", "score") or config.advantage.mode == "inverse"
     if simulating(config.mask, splits.train.mask) and uses_rates and len(rates) != len(mods):
-        where = "--rates" if rates_given else f"--rates (the preset's {list(rates)})"
+        where = (rates_given if isinstance(rates_given, str) else
+                 "--rates" if rates_given else f"--rates (the preset's {list(rates)})")
         raise ValueError(f"{where}: got {len(rates)} rate(s) for {len(mods)} modalities "
                          f"{list(mods)}; allowed: one rate in [0, 1] per modality, in that order")
     return override(config, model={"backbone": backbone})
@@ -543,7 +560,7 @@ def _train_worker(args: argparse.Namespace) -> int:
     """A rank other than 0 under torchrun: trains its shard, writes and prints nothing."""
     config = config_from_args(args)
     splits = load_data(config.data, seed=config.train.seed)
-    config = _fit_data(config, splits, args.backbone, bool(args.rates))
+    config = _fit_data(config, splits, args.backbone, _rates_source(args, config))
     fit(config, splits, checkpoint=args.out / "checkpoint.pt", resume=args.resume, force=_forced(args))
     return 0
 
@@ -568,7 +585,7 @@ def _train_main(args: argparse.Namespace) -> int:
 def _train_into(args: argparse.Namespace, config: Config) -> int:
     """Train and write the results to ``args.out`` (held by :func:`output_folder`)."""
     splits = load_data(config.data, seed=config.train.seed)
-    config = _fit_data(config, splits, args.backbone, bool(args.rates))
+    config = _fit_data(config, splits, args.backbone, _rates_source(args, config))
     out: Path = args.out
     ckpt = out / "checkpoint.pt"
     start = time.perf_counter()

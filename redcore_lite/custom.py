@@ -106,6 +106,31 @@ def _rows_present(x: np.ndarray, mod: str, ids: Sequence[str] | None,
     return count == 0
 
 
+def _as_float(value: Any, mod: str, ids: Sequence[str] | None) -> np.ndarray:
+    """``value`` as a float32 array; a value that is not a number is a ValueError naming the
+    modality, the sample and the value (not numpy's "could not convert string to float")."""
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    try:
+        arr = np.asarray(value, dtype=object)
+    except (TypeError, ValueError) as err:  # ragged nesting
+        raise ValueError(f"features[{mod!r}]: got an array numpy cannot read ({str(err)[:80]}); "
+                         "allowed: an [N, D] or [N, T, D] array of numbers") from None
+    rows = arr.reshape(len(arr), -1) if arr.ndim else arr.reshape(1, 1)
+    for i, row in enumerate(rows):
+        for v in row.tolist():
+            try:
+                np.float32(v)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"features[{mod!r}]: {_rows_text([i], ids)} holds "
+                                 f"{str(v)[:40]!r} ({type(v).__name__}); allowed: numbers (NaN "
+                                 "for an absent modality)") from None
+    raise ValueError(f"features[{mod!r}]: got an array of {arr.dtype} numpy cannot convert; "
+                     "allowed: an [N, D] or [N, T, D] array of numbers")
+
+
 def _sequence_list(items: Sequence[Any], mod: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A list of ``[T_i, D]`` arrays (None or empty = absent) padded: x, lengths, present."""
     if len(items) != n:
@@ -198,7 +223,7 @@ def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
         if isinstance(value, (list, tuple)):
             x, frames, nonempty = _sequence_list(value, mod, n)
         else:
-            x = np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+            x = _as_float(value.cpu() if isinstance(value, torch.Tensor) else value, mod, id_list)
             if x.ndim not in (2, 3) or len(x) != n:
                 raise ValueError(f"features[{mod!r}]: got shape {x.shape}; allowed: [{n}, D], "
                                  f"[{n}, T, D] or a list of {n} [T_i, D] arrays ({n} labels)")

@@ -29,6 +29,7 @@ from .data import Splits, load_data
 from .diagnostics import accumulate_strata, strata_buffer, strata_frame
 from .evaluation import (COLLAPSE_RATIO, EVAL_PROTOCOLS, LatentCollapseWarning, collapse_warning,
                          evaluate, latent_spread, overall_scores, predict_logits, predict_observed)
+from .advantage import ADAPTIVE
 from .masking import MECHANISMS, check_mechanism, simulating, training_mask
 from .model import backbone_of, check_backbones
 from .registry import get_encoder, is_plugin
@@ -233,6 +234,20 @@ def _unobserved_warning(config: Config, mod: str, kind: str) -> str:
             "test patterns with it feed it as an untrained input")
 
 
+def _schedule_warnings(config: Config, num_train: int) -> list[str]:
+    """A message when the beta update runs at most once: ``advantage.interval`` at or above the
+    run's number of training steps (beta moves at step 0 only, then stays: RA nearly inert)."""
+    if config.advantage.mode not in ADAPTIVE:
+        return []
+    steps = config.epochs * max(1, math.ceil(num_train / max(1, config.train.batch_size)))
+    if config.advantage.interval < steps:
+        return []
+    return [f"advantage.interval: {config.advantage.interval} >= the run's {steps} training "
+            "steps: beta moves once (at step 0) and then stays, so the relative advantage is "
+            "nearly inert (lower advantage.interval, or use advantage.mode='fixed' for that "
+            "ablation)"]
+
+
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
          callbacks: Sequence[Callable[[EpochEnd], None]],
          described: dict[str, Any] | None = None, setup: Sequence[str] = (),
@@ -247,6 +262,7 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     state = TrainState.build(config, train, splits.num_classes, device, kind)
     setup = list(setup) + [_unobserved_warning(config, mods[m], kind)
                            for m in torch.nonzero(~state.mask.any(0)).flatten().tolist()]
+    setup += _schedule_warnings(config, len(train))
     for message in setup:
         warnings.warn(message, SetupWarning, stacklevel=3)
     resumes: list[dict[str, Any]] = []  # earlier resumes of this checkpoint, and their forced fields
