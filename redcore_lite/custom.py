@@ -202,6 +202,8 @@ def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
                          "allowed: a dict of at least 2 modalities name -> array")
     y, c, names = _labels(labels, num_classes, classes)
     n = len(y)
+    if n == 0:  # (found by generated cases: a numpy reshape error with a mask)
+        raise ValueError("labels: got 0 samples; allowed: at least one sample (one label per row)")
     id_list = None if ids is None else [str(v) for v in ids]
     if id_list is not None and (len(id_list) != n or len(set(id_list)) != n):
         raise ValueError(f"ids: got {len(id_list)} ids ({len(set(id_list))} distinct); allowed: "
