@@ -111,7 +111,8 @@ def test_error_values_are_cut_to_a_sane_length():
 
 
 def test_set_nested_tuple_needs_lists():
-    """Found by the generated cases: `--set mask.class_rates=[1,2]` was 'unexpected TypeError'."""
+    """Found while writing the generated cases (its input is one they draw): `--set
+    mask.class_rates=[1,2]` was "unexpected TypeError"."""
     with pytest.raises(ValueError, match=r"--set mask.class_rates: got '\[1,2\]'; allowed: a JSON "
                        "list of lists"):
         override_from_strings(rc.preset("smoke"), ["mask.class_rates=[1,2]"])
