@@ -31,7 +31,8 @@ from .config import AdvantageConfig
 MODES = ("ra", "fixed", "uniform", "inverse", "matched")  # advantage.mode; "matched": module doc
 ADAPTIVE = ("ra", "matched")  # the modes whose beta moves
 
-__all__ = ["MODES", "ADAPTIVE", "ema_update", "relative_advantage", "beta_step", "initial_beta", "RelativeAdvantage"]
+__all__ = ["MODES", "ADAPTIVE", "check_adaptive",
+           "ema_update", "relative_advantage", "beta_step", "initial_beta", "RelativeAdvantage"]
 
 
 def ema_update(lbar: torch.Tensor, rec: torch.Tensor, observed: torch.Tensor, rho: float) -> torch.Tensor:
@@ -86,6 +87,32 @@ def initial_beta(mode: str, num_modalities: int, rates: Sequence[float] | None =
     return b / b.norm()
 
 
+def check_adaptive(config: AdvantageConfig, num_active: int) -> None:
+    """Refuse settings under which an adaptive mode ("ra", "matched") silently becomes the
+    uniform-beta ablation:
+
+    - ``floor >= 1/sqrt(M)`` (M: the modalities the training mask observes). After the L2
+      normalisation the smallest beta is at most 1/sqrt(M), so every modality the update lowers
+      is clamped back to at least the uniform value: beta stays at or next to uniform (with
+      ``floor >= 1`` it never moves, as beta <= 1), and RA changes nothing.
+    - ``eta = 0``: ``beta - 0 * RA`` never moves (growth multiplies 0); the first update only
+      normalises beta to uniform.
+
+    Raises:
+        ValueError: naming the field, its value, the bound and the ablation to use instead.
+    """
+    if num_active >= 1 and config.floor >= 1.0 / math.sqrt(num_active):
+        raise ValueError(f"advantage.floor: got {config.floor!r} with advantage.mode="
+                         f"{config.mode!r} and {num_active} modalities; allowed: a floor below "
+                         f"1/sqrt({num_active}) = {1.0 / math.sqrt(num_active):.5f} (at or above "
+                         "it the floor holds beta at the uniform value 1/sqrt(M): RA is inert; "
+                         "for that ablation use advantage.mode='uniform')")
+    if config.eta == 0:
+        raise ValueError(f"advantage.eta: got 0 with advantage.mode={config.mode!r}; allowed: "
+                         "eta > 0 (with eta 0 beta never moves: RA is inert; for a fixed beta "
+                         "use advantage.mode='fixed' or 'uniform')")
+
+
 class RelativeAdvantage:
     """The upper level's state (Lbar, beta on the device; eta and t on the host) and its step."""
 
@@ -111,6 +138,8 @@ class RelativeAdvantage:
                 raise ValueError("active: got no observed modality; allowed: at least one")
             beta = torch.where(self.active, self.beta, 0.0)
             self.beta = beta if config.mode in ("ra", "matched", "fixed") else beta / beta.norm()
+        if config.mode in ADAPTIVE:
+            check_adaptive(config, num_modalities if self.active is None else int(self.active.sum()))
         self.lbar = torch.zeros(num_modalities, device=device)
         self.ra = torch.zeros(num_modalities, device=device)
         self.eta = float(config.eta)

@@ -150,5 +150,6 @@ def load_model(path: str | os.PathLike, which: str = "best", map_location: str |
         raise ValueError(f"checkpoint: {str(path)!r} does not describe a model redcore_lite can "
                          f"rebuild ({_reason(err)}); allowed: {_ALLOWED}") from err
     meta["data"] = state.get("data")  # the data's description (Splits.describe()), if recorded
+    meta["identity"] = state.get("identity")  # what it was trained on (state.data_identity), if recorded
     meta["mask_kind"] = state.get("mask_kind", "simulated")  # observed / simulated / ...
     return model.eval(), config, meta

@@ -50,6 +50,7 @@ from .config import (PRESETS, RELEASE_PROTOCOL, Config, config_from_file,
 from .data import Splits, load_data
 from .datasets import DATASETS
 from .masking import MECHANISMS, SIMULATE, realised_rates, simulating
+from .state import check_evaluable
 from .trainer import LatentCollapseWarning, Result, SetupWarning, evaluate, fit, resolve_device
 
 __all__ = ["Subcommand", "SUBCOMMANDS", "register", "build_parser", "main", "add_data_arguments",
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 USER_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)  # exit code 2, one line
+MAX_ERROR = 1000  # characters of an error line
 
 
 def error_line(err: BaseException) -> tuple[int, str]:
@@ -113,6 +115,8 @@ def error_line(err: BaseException) -> tuple[int, str]:
     else:
         text = str(err) or type(err).__name__
     text = " ".join(text.split())
+    if len(text) > MAX_ERROR:  # one line of sane length, whatever the value quoted in it
+        text = f"{text[:MAX_ERROR]}... ({len(text)} characters)"
     if isinstance(err, USER_ERRORS):
         return 2, text
     if isinstance(err, WorkerDied):
@@ -299,7 +303,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output folder: new or empty (a "
                    "folder with files needs --resume or --overwrite)")
-    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt (on the "
+                   "data and config it was trained on: anything else is an error naming what differs)")
+    p.add_argument("--force", action="store_true", help="with --resume: continue although the "
+                   "data's values changed (its sha256, labels or feature values; never its "
+                   "modalities, dims, classes or split); recorded in summary.json")
     p.add_argument("--overwrite", action="store_true", help="replace the results already in "
                    "OUT (the files train writes; other files stay) once the new run has written "
                    "all of its own; until then, and on any error, OUT is left as it was")
@@ -395,7 +403,20 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     return override_from_strings(override(config, **sections), getattr(args, "assignments", []))
 
 
-def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given: bool) -> Config:
+def _rates_source(args: argparse.Namespace, config: Config) -> str:
+    """Where ``mask.rates`` came from, for an error message: ``--set``, ``--rates``, ``--config``
+    or the preset."""
+    if any(a.partition("=")[0].strip() == "mask.rates" for a in getattr(args, "assignments", [])):
+        return "--set mask.rates"
+    if getattr(args, "rates", None):
+        return "--rates"
+    name = getattr(args, "preset", "auto")
+    if getattr(args, "config", None) is not None and config.mask.rates != preset(name).mask.rates:
+        return f"mask.rates (from --config {args.config})"
+    return f"--rates (the preset's {list(config.mask.rates)})"
+
+
+def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given: bool | str) -> Config:
     """Adapt the backbone and check the rates against the loaded data."""
     mods, sequences = splits.modalities, any(x.dim() == 3 for x in splits.train.features.values())
     backbone = backbone or ("transformer" if sequences else config.model.backbone)
@@ -405,7 +426,8 @@ def _fit_data(config: Config, splits: Splits, backbone: str | None, rates_given:
     rates = config.mask.rates
     uses_rates = config.mask.mechanism in ("mcar", "score") or config.advantage.mode == "inverse"
     if simulating(config.mask, splits.train.mask) and uses_rates and len(rates) != len(mods):
-        where = "--rates" if rates_given else f"--rates (the preset's {list(rates)})"
+        where = (rates_given if isinstance(rates_given, str) else
+                 "--rates" if rates_given else f"--rates (the preset's {list(rates)})")
         raise ValueError(f"{where}: got {len(rates)} rate(s) for {len(mods)} modalities "
                          f"{list(mods)}; allowed: one rate in [0, 1] per modality, in that order")
     return override(config, model={"backbone": backbone})
@@ -446,6 +468,7 @@ def write_result(result: Result, out: Path, seconds: float | None = None) -> dic
                   if result.observed_mask is not None else {}),
                "mask": result.extra.get("mask"), "data": result.extra.get("data"),
                "seconds": seconds, "checkpoint": "checkpoint.pt", "warnings": list(result.warnings),
+               **({"resume": result.extra["resume"]} if "resume" in result.extra else {}),
                "run": {k: result.extra[k] for k in ("device", "world_size", "torch", "threads", "bf16",
                                                     "compile", "cuda_graph", "tf32")
                        if k in result.extra}}
@@ -602,8 +625,8 @@ def _train_worker(args: argparse.Namespace) -> int:
     """A rank other than 0 under torchrun: trains its shard, writes and prints nothing."""
     config = config_from_args(args)
     splits = load_data(config.data, seed=config.train.seed)
-    config = _fit_data(config, splits, args.backbone, bool(args.rates))
-    fit(config, splits, checkpoint=args.out / "checkpoint.pt", resume=args.resume)
+    config = _fit_data(config, splits, args.backbone, _rates_source(args, config))
+    fit(config, splits, checkpoint=args.out / "checkpoint.pt", resume=args.resume, force=_forced(args))
     return 0
 
 
@@ -616,8 +639,19 @@ def _inputs(args: argparse.Namespace, config: Config | None = None) -> dict[str,
             "checkpoint": getattr(args, "checkpoint", None)}
 
 
+def _forced(args: argparse.Namespace) -> bool:
+    """``fit``'s ``force`` from ``--force`` (only with ``--resume``)."""
+    if not getattr(args, "force", False):
+        return False
+    if not args.resume:
+        raise ValueError("--force: given without --resume; allowed: --resume --force (continue a "
+                         "checkpoint although its data's values changed)")
+    return True
+
+
 def _train_main(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    _forced(args)  # --force without --resume: an error before OUT is touched
     with output_folder(args.out, "train", TRAIN_FILES, args.resume, args.overwrite,
                        _inputs(args, config)) as target:
         return _train_into(args, config, target)
@@ -627,7 +661,7 @@ def _train_into(args: argparse.Namespace, config: Config, target: Path | None = 
     """Train and write the results to ``target`` (default ``args.out``; held by
     :func:`output_folder`, which moves them to ``args.out`` when ``target`` is another folder)."""
     splits = load_data(config.data, seed=config.train.seed)
-    config = _fit_data(config, splits, args.backbone, bool(args.rates))
+    config = _fit_data(config, splits, args.backbone, _rates_source(args, config))
     out: Path = target if target is not None else args.out
     ckpt = out / "checkpoint.pt"
     start = time.perf_counter()
@@ -639,7 +673,7 @@ def _train_into(args: argparse.Namespace, config: Config, target: Path | None = 
             from .callbacks import TensorBoardLogger
             logs.append(TensorBoardLogger(args.tensorboard))
         result = fit(config, splits, checkpoint=ckpt, resume=args.resume,
-                     **({"callbacks": logs} if logs else {}))
+                     **({"callbacks": logs} if logs else {}), force=_forced(args))
     seconds = time.perf_counter() - start
     summary = write_result(result, out, seconds)
     mods = ", ".join(f"{m} [{d}]" for m, d in zip(splits.modalities, splits.train.dims))
@@ -715,6 +749,7 @@ def _evaluate_into(args: argparse.Namespace, target: Path | None = None) -> int:
         raise ValueError(f"checkpoint: {str(args.checkpoint)!r} expects modalities {expected[0]} "
                          f"with dims {expected[1]} and {expected[2]} classes; the data "
                          f"({config.data.name}) has {got[0]} with dims {got[1]} and {got[2]} classes")
+    check_evaluable(args.checkpoint, meta, splits)
     device = resolve_device(args.device)
     model = model.to(device)
     batch = config.train.eval_batch_size

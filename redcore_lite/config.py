@@ -28,6 +28,7 @@ import dataclasses
 import json
 import math
 import os
+import reprlib
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -405,27 +406,30 @@ def _parse_value(text: str, kind: Any, where: str) -> Any:
             items = (json.loads(text) if text.startswith("[")
                      else [v for v in text.split(",") if v.strip()])
         except json.JSONDecodeError:
-            raise ValueError(f"{where}: got {text!r}; allowed: a JSON list or comma-separated "
+            raise ValueError(f"{where}: got {short(text)}; allowed: a JSON list or comma-separated "
                              "values") from None
         if not isinstance(items, list):
-            raise ValueError(f"{where}: got {text!r}; allowed: a JSON list or comma-separated values")
+            raise ValueError(f"{where}: got {short(text)}; allowed: a JSON list or comma-separated values")
         elem = args[0] if args else str
         if typing.get_origin(elem) is tuple:  # nested tuples (e.g. frame ranges) come as JSON
+            if not all(isinstance(v, list) for v in items):
+                raise ValueError(f"{where}: got {short(text)}; allowed: a JSON list of lists, "
+                                 "e.g. [[0.1, 0.2], [0.3, 0.4]]")
             return tuple(tuple(v) for v in items)
         return tuple(_parse_value(str(v) if not isinstance(v, str) else v, elem, where) for v in items)
     low = text.strip().lower()
     if kind is bool:
         if low in _TRUE or low in _FALSE:
             return low in _TRUE
-        raise ValueError(f"{where}: got {text!r}; allowed: true or false")
+        raise ValueError(f"{where}: got {short(text)}; allowed: true or false")
     if kind in (int, float):
         try:
             value = kind(text.strip()) if kind is float else int(text.strip())
         except ValueError:
             what = "an integer" if kind is int else "a number"
-            raise ValueError(f"{where}: got {text!r}; allowed: {what}") from None
+            raise ValueError(f"{where}: got {short(text)}; allowed: {what}") from None
         if kind is float and not math.isfinite(value):
-            raise ValueError(f"{where}: got {text!r}; allowed: a finite number")
+            raise ValueError(f"{where}: got {short(text)}; allowed: a finite number")
         return value
     return text
 
@@ -441,15 +445,15 @@ def override_from_strings(config: Config, assignments: Sequence[str]) -> Config:
         key, sep, raw = text.partition("=")
         section, dot, name = key.strip().partition(".")
         if not sep or not dot:
-            raise ValueError(f"--set: got {text!r}; allowed: SECTION.FIELD=VALUE, e.g. "
+            raise ValueError(f"--set: got {short(text)}; allowed: SECTION.FIELD=VALUE, e.g. "
                              "model.init=torch or train.lr=1e-3")
         if not hasattr(config, section):
-            raise ValueError(f"--set {text}: unknown section {section!r}; allowed: "
+            raise ValueError(f"--set {text[:100]}: unknown section {section!r}; allowed: "
                              + ", ".join(f.name for f in dataclasses.fields(config)))
         cls = type(getattr(config, section))
         hints = typing.get_type_hints(cls)
         if name not in hints:
-            raise ValueError(f"--set {text}: unknown field {name!r} of {section!r}; allowed: "
+            raise ValueError(f"--set {text[:100]}: unknown field {name!r} of {section!r}; allowed: "
                              + ", ".join(sorted(hints)))
         sections.setdefault(section, {})[name] = _parse_value(raw, hints[name], f"--set {key.strip()}")
     return override(config, **sections)
@@ -489,6 +493,18 @@ def _valid(value: Any, kind: Any) -> bool:
     return True
 
 
+_REPR = reprlib.Repr()  # values in error messages: bounded however large or deep they are
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxtuple = 80, 80, 8, 8
+_REPR.maxdict, _REPR.maxlevel = 8, 3
+
+
+def short(value: Any) -> str:
+    """``repr(value)`` cut to a sane length (nested and long values elided with ``...``), for
+    error messages: a huge or alias-expanded value never builds a huge message."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def check_section(section: Any, name: str) -> None:
     """Every field of one config section (a dataclass instance) has its declared type: ints are
     integers (not bools), floats finite numbers, strings strings, tuples sequences of those.
@@ -500,7 +516,7 @@ def check_section(section: Any, name: str) -> None:
     for f in dataclasses.fields(section):
         value = getattr(section, f.name)
         if not _valid(value, hints[f.name]):
-            raise ValueError(f"{name}.{f.name}: got {value!r} ({type(value).__name__}); allowed: "
+            raise ValueError(f"{name}.{f.name}: got {short(value)} ({type(value).__name__}); allowed: "
                              f"{_describe(hints[f.name])}")
 
 
@@ -518,6 +534,33 @@ CONFIG_FILE_ALLOWED = ("a JSON or YAML file of config sections ({'train': {'lr':
                        "config.json written by train, or a sweep manifest)")
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few kB; a whole config.json about 3 kB
+MAX_CONFIG_VALUES = 10_000  # values in a config file once YAML aliases are expanded
+MAX_CONFIG_DEPTH = 8  # nesting: sections, fields, lists of lists (mask.class_rates) and a margin
+
+
+def _check_size(data: Any, arg: str, path: Any, allowed: str) -> None:
+    """Refuse a config whose values, with YAML aliases expanded (``&a [...]`` used as ``*a``
+    many times over: the "billion laughs"), number more than :data:`MAX_CONFIG_VALUES` or nest
+    deeper than :data:`MAX_CONFIG_DEPTH` (a recursive alias), before anything copies or prints
+    them. The walk stops at the limit, so it is as cheap as the file is small."""
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_CONFIG_VALUES or depth > MAX_CONFIG_DEPTH:
+            what = (f"more than {MAX_CONFIG_VALUES} values" if count > MAX_CONFIG_VALUES else
+                    f"values nested more than {MAX_CONFIG_DEPTH} levels deep")
+            raise ValueError(f"{arg}: {str(path)!r} holds {what} (YAML aliases expanded); "
+                             f"allowed: {allowed}, of at most {MAX_CONFIG_VALUES} values")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value)
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def read_config_file(path: str | os.PathLike, arg: str = "--config",
                      allowed: str = CONFIG_FILE_ALLOWED) -> dict[str, dict[str, Any]]:
     """The config sections in a JSON or YAML file (``.yaml``/``.yml``; YAML needs PyYAML).
@@ -529,6 +572,10 @@ def read_config_file(path: str | os.PathLike, arg: str = "--config",
     from ._files import read_json, readable_file
 
     p = readable_file(path, arg, allowed)
+    size = p.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"{arg}: {str(p)!r} is {size} bytes; allowed: {allowed}, at most "
+                         f"{MAX_CONFIG_BYTES} bytes")
     if p.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
@@ -541,12 +588,20 @@ def read_config_file(path: str | os.PathLike, arg: str = "--config",
             raise ValueError(f"{arg}: {str(p)!r} is not UTF-8 text (byte {err.start}); "
                              f"allowed: {allowed}") from None
         try:
-            data = yaml.safe_load(text)
+            data = yaml.safe_load(text)  # aliases are shared, not copied: small in memory
         except yaml.YAMLError as err:
-            raise ValueError(f"{arg}: {str(p)!r} is not valid YAML ({err}); allowed: {allowed}") from None
+            reason = " ".join(str(err).split())
+            raise ValueError(f"{arg}: {str(p)!r} is not valid YAML ({reason[:200]}); "
+                             f"allowed: {allowed}") from None
+        except RecursionError:
+            raise ValueError(f"{arg}: {str(p)!r} is nested too deeply; allowed: {allowed}") from None
         kind = "YAML"
     else:
-        data, kind = read_json(p, arg, allowed), "JSON"
+        try:
+            data, kind = read_json(p, arg, allowed), "JSON"
+        except RecursionError:
+            raise ValueError(f"{arg}: {str(p)!r} is nested too deeply; allowed: {allowed}") from None
+    _check_size(data, arg, p, allowed)
     if isinstance(data, dict) and isinstance(data.get("config"), dict):
         data = data["config"]
     if not isinstance(data, dict):
@@ -577,7 +632,14 @@ def config_from_file(path: str | os.PathLike, base: Config, arg: str = "--config
     ``{"train": {"lr": 0.001}, "loss": {"kl_weight": 0.01}}``, changes only the fields it names.
     """
     data = read_config_file(path, arg, allowed)
-    if {f.name for f in dataclasses.fields(Config)} <= set(data):
-        return config_from_dict(data)
-    return override(base, **{name: {k: _tuples(v) for k, v in fields.items()}
-                             for name, fields in data.items()})
+    try:
+        if {f.name for f in dataclasses.fields(Config)} <= set(data):
+            config = config_from_dict(data)
+        else:
+            config = override(base, **{name: {k: _tuples(v) for k, v in fields.items()}
+                                       for name, fields in data.items()})
+        for name in data:  # the sections the file sets have their fields' types
+            check_section(getattr(config, name), name)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{arg}: {str(path)!r}: {' '.join(str(err).split())[:300]}") from None
+    return config

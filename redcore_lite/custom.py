@@ -106,6 +106,31 @@ def _rows_present(x: np.ndarray, mod: str, ids: Sequence[str] | None,
     return count == 0
 
 
+def _as_float(value: Any, mod: str, ids: Sequence[str] | None) -> np.ndarray:
+    """``value`` as a float32 array; a value that is not a number is a ValueError naming the
+    modality, the sample and the value (not numpy's "could not convert string to float")."""
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    try:
+        arr = np.asarray(value, dtype=object)
+    except (TypeError, ValueError) as err:  # ragged nesting
+        raise ValueError(f"features[{mod!r}]: got an array numpy cannot read ({str(err)[:80]}); "
+                         "allowed: an [N, D] or [N, T, D] array of numbers") from None
+    rows = arr.reshape(len(arr), -1) if arr.ndim else arr.reshape(1, 1)
+    for i, row in enumerate(rows):
+        for v in row.tolist():
+            try:
+                np.float32(v)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError(f"features[{mod!r}]: {_rows_text([i], ids)} holds "
+                                 f"{str(v)[:40]!r} ({type(v).__name__}); allowed: numbers (NaN "
+                                 "for an absent modality)") from None
+    raise ValueError(f"features[{mod!r}]: got an array of {arr.dtype} numpy cannot convert; "
+                     "allowed: an [N, D] or [N, T, D] array of numbers")
+
+
 def _sequence_list(items: Sequence[Any], mod: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A list of ``[T_i, D]`` arrays (None or empty = absent) padded: x, lengths, present."""
     if len(items) != n:
@@ -125,6 +150,26 @@ def _sequence_list(items: Sequence[Any], mod: str, n: int) -> tuple[np.ndarray, 
         if a is not None and len(a):
             x[i, :len(a)] = a
     return x, lengths, lengths > 0
+
+
+def _content_digest(feats: Mapping[str, torch.Tensor], y: torch.Tensor, c: int,
+                    lens: Mapping[str, torch.Tensor], ids: Sequence[str] | None,
+                    mask: torch.Tensor | None, names: Sequence[str] | None) -> str:
+    """sha256 of data built by :func:`from_arrays` (modality names, values, labels, C, lengths,
+    ids, mask, class names): the same arrays give the same digest on every machine."""
+    import hashlib
+
+    h: Any = hashlib.sha256()  # (numpy arrays are buffers; the stubs disagree)
+    h.update(repr((list(feats), c, None if ids is None else len(ids), names)).encode())
+    for t in [*feats.values(), y, *lens.values(), mask]:
+        if t is not None:
+            t = t.contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)};".encode())
+            raw = (t.to(torch.uint8) if t.dtype == torch.bool else t).reshape(-1).view(torch.uint8)
+            h.update(raw.numpy())
+    for v in ids or ():
+        h.update(v.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
 
 
 def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
@@ -157,6 +202,8 @@ def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
                          "allowed: a dict of at least 2 modalities name -> array")
     y, c, names = _labels(labels, num_classes, classes)
     n = len(y)
+    if n == 0:  # (found by generated cases: a numpy reshape error with a mask)
+        raise ValueError("labels: got 0 samples; allowed: at least one sample (one label per row)")
     id_list = None if ids is None else [str(v) for v in ids]
     if id_list is not None and (len(id_list) != n or len(set(id_list)) != n):
         raise ValueError(f"ids: got {len(id_list)} ids ({len(set(id_list))} distinct); allowed: "
@@ -178,7 +225,7 @@ def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
         if isinstance(value, (list, tuple)):
             x, frames, nonempty = _sequence_list(value, mod, n)
         else:
-            x = np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float32)
+            x = _as_float(value.cpu() if isinstance(value, torch.Tensor) else value, mod, id_list)
             if x.ndim not in (2, 3) or len(x) != n:
                 raise ValueError(f"features[{mod!r}]: got shape {x.shape}; allowed: [{n}, D], "
                                  f"[{n}, T, D] or a list of {n} [T_i, D] arrays ({n} labels)")
@@ -218,9 +265,11 @@ def from_arrays(features: Mapping[str, Any], labels: Any, *, mask: Any = None,
         raise ValueError(f"features: {_rows_text(empty.tolist(), id_list)} have no modality "
                          f"present ({len(empty)} sample(s)); allowed: at least one present "
                          "modality per sample (drop such samples)")
-    out = MultimodalData(feats, y, c, lens, id_list,
-                         None if avail.all() else torch.from_numpy(avail), names,
-                         dict(source or {"name": "custom", "format": "arrays"}))
+    mask_t = None if avail.all() else torch.from_numpy(avail)
+    where = dict(source or {"name": "custom", "format": "arrays"})
+    if "sha256" not in where:  # arrays without a file: the digest of their content (what a resume checks)
+        where["sha256"] = _content_digest(feats, y, c, lens, id_list, mask_t, names)
+    out = MultimodalData(feats, y, c, lens, id_list, mask_t, names, where)
     out.validate("data")
     return out
 

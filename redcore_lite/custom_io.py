@@ -89,18 +89,22 @@ def _check_file(path: str | Path, what: str) -> Path:
     return path
 
 
-def read_npz(path: str | Path, modalities: Sequence[str] = ()) -> tuple[MultimodalData, list | None]:
-    """An ``.npz`` of your own (see the module docstring); ``modalities``: names to keep."""
+def read_npz(path: str | Path, modalities: Sequence[str] = (), split_key: str = "split"
+             ) -> tuple[MultimodalData, list | None]:
+    """An ``.npz`` of your own (see the module docstring); ``modalities``: names to keep;
+    ``split_key``: the array of train/val/test per sample (``data.split_column``; default
+    ``split``), never taken as a modality."""
     path = _check_file(path, "an .npz file")
     try:
-        return _read_npz(path, modalities)
+        return _read_npz(path, modalities, split_key or "split")
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise ValueError(f"{path}: cannot be read as .npz (truncated, damaged or another kind "
                          f"of file; {type(err).__name__}: {err}); expected an .npz file (numpy "
                          "savez)") from None
 
 
-def _read_npz(path: Path, modalities: Sequence[str]) -> tuple[MultimodalData, list | None]:
+def _read_npz(path: Path, modalities: Sequence[str], split_key: str = "split"
+              ) -> tuple[MultimodalData, list | None]:
     try:
         npz = np.load(path, allow_pickle=False)
     except ValueError as err:
@@ -111,8 +115,12 @@ def _read_npz(path: Path, modalities: Sequence[str]) -> tuple[MultimodalData, li
         if "labels" not in keys:
             raise ValueError(f"{path}: no array 'labels'; expected one array per modality, "
                              f"'labels' [N] and optionally 'mask', 'ids', 'split' (got {keys})")
+        if split_key != "split" and split_key not in keys:
+            raise ValueError(f"data.split_column: {split_key!r} given but {path} has no array "
+                             f"{split_key!r} (arrays: {keys[:12]})")
+        reserved = (*_RESERVED_NPZ, split_key)
         order = ([str(v) for v in npz["modalities"]] if "modalities" in keys else
-                 [k for k in keys if k not in _RESERVED_NPZ and not k.startswith("lengths_")])
+                 [k for k in keys if k not in reserved and not k.startswith("lengths_")])
         missing = [k for k in order if k not in keys]
         if missing or len(order) < 2:
             raise ValueError(f"{path}: modalities {order} (missing arrays {missing}); expected at "
@@ -122,7 +130,7 @@ def _read_npz(path: Path, modalities: Sequence[str]) -> tuple[MultimodalData, li
             labels = npz["labels"]
             mask = npz["mask"] if "mask" in keys else None
             ids = npz["ids"].astype(str).tolist() if "ids" in keys else None
-            split = npz["split"].astype(str).tolist() if "split" in keys else None
+            split = npz[split_key].astype(str).tolist() if split_key in keys else None
             lengths = {k: npz[f"lengths_{k}"] for k in order if f"lengths_{k}" in keys}
         except ValueError as err:
             raise ValueError(f"{path}: holds Python objects ({err}); allowed: numeric or string "
@@ -131,15 +139,53 @@ def _read_npz(path: Path, modalities: Sequence[str]) -> tuple[MultimodalData, li
     unknown = [k for k in keep if k not in order]
     if unknown:
         raise ValueError(f"data.modalities: got {unknown}; allowed: modalities of {path}: {order}")
+    for k in keep:
+        _check_npz_modality(path, k, arrays[k], len(labels))
     if mask is not None:
         if mask.ndim != 2 or mask.shape[1] != len(order):
             raise ValueError(f"{path}['mask']: got shape {mask.shape}; expected [N, {len(order)}] "
                              f"bool, one column per modality {order}")
         mask = mask[:, [order.index(k) for k in keep]]
-    data = from_arrays({k: arrays[k] for k in keep}, labels, mask=mask, ids=ids,
-                       lengths={k: v for k, v in lengths.items() if k in keep},
-                       source=_source(path, "npz"))
+    try:
+        data = from_arrays({k: arrays[k] for k in keep}, labels, mask=mask, ids=ids,
+                           lengths={k: v for k, v in lengths.items() if k in keep},
+                           source=_source(path, "npz"))
+    except ValueError as err:  # from_arrays names the array and the row; add the file
+        raise ValueError(f"{path}: {err}") from None
     return data, split
+
+
+_SPLIT_VALUES = {"train", "val", "test"}
+
+
+def _check_npz_modality(path: Path, key: str, x: np.ndarray, n: int) -> None:
+    """A modality array of an .npz: numbers, ``[N, D]`` or ``[N, T, D]``. A per-sample column
+    (split names, ids, strings) taken for a modality is an error naming the array and what to
+    call it; strings name the first sample that holds one."""
+    if x.dtype.kind in "USO":
+        values = {str(v).strip().lower() for v in np.asarray(x).reshape(-1)[:10_000].tolist()}
+        if x.ndim == 1 and values and values <= _SPLIT_VALUES:
+            raise ValueError(f"{path}[{key!r}]: holds split names {sorted(values)}, read as a "
+                             f"modality; allowed: name the array 'split', or give "
+                             f"data.split_column={key!r} (--split-column {key})")
+        flat = np.asarray(x).reshape(len(x), -1) if x.ndim else x.reshape(1, 1)
+        row = next((i for i, r in enumerate(flat) if not _numeric(r)), 0)
+        bad = next((v for v in flat[row].tolist() if not _numeric(np.asarray([v]))), flat[row][0])
+        raise ValueError(f"{path}[{key!r}]: modality {key!r}, sample {row}: holds "
+                         f"{str(bad)[:40]!r} (dtype {x.dtype}); allowed: numbers (NaN for an "
+                         "absent modality)")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"{path}[{key!r}]: modality {key!r} has shape {x.shape}; allowed: [N, "
+                         "D] or [N, T, D] (a per-sample column? name it 'labels', 'ids' or "
+                         "'split', or give data.split_column)")
+
+
+def _numeric(values: np.ndarray) -> bool:
+    try:
+        np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _read_frame(path: Path) -> pd.DataFrame:
@@ -259,7 +305,14 @@ def _h5_items(path: Path, row: dict[str, int], table_path: Path) -> list[Any]:
             for uid in h5.keys():
                 if not isinstance(h5[uid], h5py.Dataset):
                     raise ValueError(f"{path}[{uid!r}]: a group; expected one dataset per id")
-                items[row[uid]] = np.asarray(h5[uid][()], dtype=np.float32)
+                try:
+                    items[row[uid]] = np.asarray(h5[uid][()], dtype=np.float32)
+                except (TypeError, ValueError):
+                    value = h5[uid][()]
+                    raise ValueError(f"{path}[{uid!r}]: modality {path.stem!r}, sample id "
+                                     f"{uid!r}: holds {str(value)[:40]!r} (dtype "
+                                     f"{getattr(value, 'dtype', type(value).__name__)}); "
+                                     "allowed: numeric datasets ([D] or [frames, D])") from None
     except (OSError, RuntimeError) as err:
         raise ValueError(f"{path}: cannot be read as HDF5 (damaged? {type(err).__name__}: "
                          f"{' '.join(str(err).split())[:160]}); expected one dataset per sample "
@@ -274,7 +327,7 @@ def read_custom(path: str | Path, modalities: Sequence[str] = (), label: str = "
     if p.is_dir():
         return read_hdf5_folder(p, [m.partition("=")[0] for m in modalities], label, split_column)
     if p.suffix.lower() == ".npz":
-        data, split = read_npz(p, [m.partition("=")[0] for m in modalities])
+        data, split = read_npz(p, [m.partition("=")[0] for m in modalities], split_column)
         return data, split if not split_column else _npz_split(p, split, split_column)
     if not modalities:
         raise ValueError("data.modalities: empty for a table; allowed: NAME=col1,col2 per "
@@ -284,7 +337,8 @@ def read_custom(path: str | Path, modalities: Sequence[str] = (), label: str = "
 
 def _npz_split(path: Path, split: list | None, column: str) -> list | None:
     if split is None:
-        raise ValueError(f"data.split_column: {column!r} given but {path} has no 'split' array")
+        raise ValueError(f"data.split_column: {column!r} given but {path} has no array "
+                         f"{column!r}")
     return split
 
 

@@ -262,6 +262,28 @@ def _append(path: Path, text: str) -> None:
         os.close(fd)
 
 
+BYTES_PER_RUN = 32 << 10  # a run's share of the in-memory table, plan and manifest (~50 rows)
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux / macOS sysconf), or None where unknown."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_grid_size(runs: int, name: str, value: int) -> None:
+    """Refuse a grid whose table would not fit in half the memory available now, before
+    anything is allocated (``sweep --seeds 100000000`` was a MemoryError after 3 GB)."""
+    free = _available_memory()
+    if free is not None and runs * BYTES_PER_RUN > free // 2:
+        most = max(1, free // 2 // BYTES_PER_RUN)
+        raise ValueError(f"{name}: got {value} ({runs} runs); allowed: a grid of at most {most} "
+                         f"runs on this machine (each run's results take about "
+                         f"{BYTES_PER_RUN >> 10} kB of the {free >> 20} MB available)")
+
+
 def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = tuple(VARIANTS),
               settings: Iterable[str] = DEFAULT_SETTINGS, seeds: int | Iterable[int] = 10,
               workers: int = 2, progress: bool = False, command: str | None = None,
@@ -295,6 +317,8 @@ def run_sweep(base: Config, path: str | os.PathLike, variants: Iterable[str] = t
     if isinstance(seeds, bool) or not isinstance(seeds, int) and (
             isinstance(seeds, str) or not all(isinstance(s, (int, np.integer)) for s in seeds)):
         raise ValueError(f"seeds: got {seeds!r}; allowed: a count (int) or a list of integers")
+    if isinstance(seeds, int):
+        check_grid_size(len(variants) * len(settings) * seeds, "seeds", seeds)
     seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seeds or isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"seeds, workers: got {seeds}, {workers!r}; allowed: >= 1 seed, an "

@@ -29,11 +29,12 @@ from .data import Splits, load_data
 from .diagnostics import accumulate_strata, strata_buffer, strata_frame
 from .evaluation import (COLLAPSE_RATIO, EVAL_PROTOCOLS, LatentCollapseWarning, collapse_warning,
                          evaluate, latent_spread, overall_scores, predict_logits, predict_observed)
+from .advantage import ADAPTIVE
 from .masking import MECHANISMS, check_mechanism, simulating, training_mask
 from .model import backbone_of, check_backbones
 from .registry import get_encoder, is_plugin
 from .result import EpochEnd, Result, history_columns
-from .state import TrainState, check_resumable, mask_kind
+from .state import TrainState, check_resumable, data_identity, mask_kind
 from .step import (EagerStep, StaticStep, Step, clip_groups, gradient_clipper, make_optimizer,
                    train_step)
 
@@ -120,7 +121,8 @@ def _data_config(config: Config, splits: Splits) -> Config:
 
 
 def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.PathLike | None = None,
-        resume: bool = False, callbacks: Sequence[Callback | Callable[[EpochEnd], None]] = ()) -> Result:
+        resume: bool = False, callbacks: Sequence[Callback | Callable[[EpochEnd], None]] = (),
+        force: bool = False) -> Result:
     """Train RedCore, select the epoch with the best validation macro-F1, test it.
 
     Args:
@@ -129,6 +131,13 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
             beta state, RNG states, history, best weights, and the sha256 of all that); locked
             (``.NAME.lock`` next to it) while this fit runs: a second fit on it stops at once.
         resume: continue from ``checkpoint`` if it exists (bit-identical to an uninterrupted run).
+            The checkpoint records what it was trained on (config; data: modalities, dims,
+            classes, sha256, labels, split and feature statistics,
+            :func:`~redcore_lite.state.data_identity`): a resume on anything else is a
+            ValueError naming the field that differs.
+        force: with ``resume``, continue although the data's values differ (its sha256, labels
+            or feature values; never its modalities, dims, classes or split); the fields forced
+            are recorded in ``Result.extra["resume"]`` and in the checkpoint.
         callbacks: functions called with an :class:`EpochEnd` after every epoch (after the
             checkpoint), and :class:`~redcore_lite.callbacks.Callback` objects (per-step hooks
             with device tensors, per-epoch, end of fit; e.g. a TensorBoard logger). They do not
@@ -157,6 +166,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
     setup = [f"data: {note} (what the model computes in)" for note in converted]
     setup += _class_warnings(splits)
     described = splits.describe()
+    identity = data_identity(splits) if checkpoint is not None else None
     device = D.local_device(resolve_device(config.train.device))
     if config.train.cuda_graph and (device.type != "cuda" or D.world() > 1):
         raise ValueError(f"train.cuda_graph: got True with device {str(device)!r} and {D.world()} "
@@ -169,7 +179,7 @@ def fit(config: Config, data: Splits | None = None, *, checkpoint: str | os.Path
         with _checkpoint_lock(checkpoint), torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             result = _fit(config, splits.to(device), device, checkpoint, resume, epoch_hooks,
-                          described, setup, step_hooks)
+                          described, setup, step_hooks, identity, force)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
     result.extra.update({"device": str(device), "world_size": D.world(), "torch": torch.__version__,
@@ -224,10 +234,25 @@ def _unobserved_warning(config: Config, mod: str, kind: str) -> str:
             "test patterns with it feed it as an untrained input")
 
 
+def _schedule_warnings(config: Config, num_train: int) -> list[str]:
+    """A message when the beta update runs at most once: ``advantage.interval`` at or above the
+    run's number of training steps (beta moves at step 0 only, then stays: RA nearly inert)."""
+    if config.advantage.mode not in ADAPTIVE:
+        return []
+    steps = config.epochs * max(1, math.ceil(num_train / max(1, config.train.batch_size)))
+    if config.advantage.interval < steps:
+        return []
+    return [f"advantage.interval: {config.advantage.interval} >= the run's {steps} training "
+            "steps: beta moves once (at step 0) and then stays, so the relative advantage is "
+            "nearly inert (lower advantage.interval, or use advantage.mode='fixed' for that "
+            "ablation)"]
+
+
 def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, resume: bool,
          callbacks: Sequence[Callable[[EpochEnd], None]],
          described: dict[str, Any] | None = None, setup: Sequence[str] = (),
-         step_hooks: Sequence[Callable[[StepEnd], None]] = ()) -> Result:
+         step_hooks: Sequence[Callable[[StepEnd], None]] = (),
+         identity: dict[str, Any] | None = None, force: bool = False) -> Result:
     tc, mods = config.train, splits.modalities
     num_mod, train = len(mods), splits.train
     columns = tuple(history_columns(mods))  # the names of a step's history row
@@ -237,12 +262,21 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     state = TrainState.build(config, train, splits.num_classes, device, kind)
     setup = list(setup) + [_unobserved_warning(config, mods[m], kind)
                            for m in torch.nonzero(~state.mask.any(0)).flatten().tolist()]
+    setup += _schedule_warnings(config, len(train))
     for message in setup:
         warnings.warn(message, SetupWarning, stacklevel=3)
+    resumes: list[dict[str, Any]] = []  # earlier resumes of this checkpoint, and their forced fields
     if resume and checkpoint is not None and os.path.exists(checkpoint):
         st = load_checkpoint(checkpoint, map_location=device)
-        check_resumable(st, config, described, checkpoint)
+        forced = check_resumable(st, config, described, checkpoint, identity, force)
         state.load_state_dict(st)
+        resumes = list(st.get("resumes", []))
+        record: dict[str, Any] = {"epoch": state.epoch, "forced": forced}
+        if forced:  # what it was trained on before, where it differs
+            old = st.get("identity") or {}
+            record["trained_on"] = {k: old.get(k) for k in forced if k in old}
+            record["data_before"] = st.get("data")
+        resumes.append(record)
     model, adv, optimizer = state.model, state.adv, state.optimizer
     step = _make_step(config, state, train, device)
     epochs = range(state.epoch, config.epochs)
@@ -299,7 +333,9 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
             save_checkpoint(checkpoint, {
                 "config": config_to_dict(config), "modalities": list(mods),
                 "dims": list(train.dims), "num_classes": splits.num_classes, **state.state_dict(),
-                "torch_version": str(torch.__version__), "data": described, "mask_kind": kind})
+                "torch_version": str(torch.__version__), "data": described, "mask_kind": kind,
+                **({"identity": identity} if identity is not None else {}),
+                **({"resumes": resumes} if resumes else {})})
         for cb in callbacks:
             cb(EpochEnd(epoch, row, adv.beta.cpu().numpy()))
     result = _result(config, splits, state)
@@ -310,6 +346,9 @@ def _fit(config: Config, splits: Splits, device: torch.device, checkpoint: Any, 
     result.extra["rec_strata"] = strata_frame(  # Rec by peer stratum (redcore_lite.diagnostics)
         torch.stack([d[:-num_mod].view(num_mod + 1, -1) for _, d in done])
         if done else torch.zeros(0, num_mod + 1, 2 ** num_mod), mods, [e for e, _ in done])
+    if resumes:
+        result.extra["resume"] = {"resumes": resumes,
+                                  "forced": sorted({k for r in resumes for k in r["forced"]})}
     result.extra.update({"data": described, "mask": {"kind": kind,
                                                       "mechanism": config.mask.mechanism}})
     return result

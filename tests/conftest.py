@@ -92,3 +92,24 @@ def executed_notebooks(tmp_path_factory):
                               "WARNING", "--no-progress-bar"], env=env, capture_output=True, text=True)
         assert run.returncode == 0, f"{nb.name} failed under papermill:\n{run.stderr[-3000:]}"
     return out
+
+
+# Hypothesis profiles (tests/test_generated_inputs.py): "ci" (the default) is small, deterministic
+# (derandomize: the same cases on every run) and has a deadline generous enough for a loaded
+# 2-core machine; "big" (HYPOTHESIS_PROFILE=big, run by hand) draws many more random cases.
+try:
+    from datetime import timedelta
+
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("ci", max_examples=25, deadline=timedelta(seconds=20), derandomize=True,
+                              database=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                     HealthCheck.function_scoped_fixture])
+    settings.register_profile("big", max_examples=600, deadline=timedelta(seconds=60), database=None,
+                              print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                     HealthCheck.function_scoped_fixture])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # hypothesis is in the dev extra; the generated tests skip without it
+    pass

@@ -60,7 +60,10 @@ def test_from_arrays_holes_become_the_observed_mask_and_zeros():
     assert (data.features["A"][~data.mask[:, 0]] == 0).all()  # absent rows stored as zeros
     np.testing.assert_allclose(data.features["V"][data.mask[:, 1]].numpy(),
                                feats["V"][want[:, 1]].astype(np.float32))
-    assert data.source == {"name": "custom", "format": "arrays"}
+    assert {k: v for k, v in data.source.items() if k != "sha256"} == {"name": "custom",
+                                                                          "format": "arrays"}
+    assert len(data.source["sha256"]) == 64  # the arrays' content digest (what a resume checks)
+    assert rc.from_arrays(feats, y).source == data.source  # the same arrays, the same digest
     assert not data.complete and torch.isfinite(data.features["L"]).all()
 
 
@@ -162,7 +165,7 @@ def test_describe_records_source_rates_and_classes():
     assert d["samples"] == {"train": 42, "val": 9, "test": 9}
     miss = (~splits.train.mask).float().mean(0).tolist()
     assert list(d["observed_missing"]["train"].values()) == pytest.approx(miss, abs=1e-6)
-    assert d["source"] == {"name": "custom", "format": "arrays"}
+    assert d["source"]["format"] == "arrays" and len(d["source"]["sha256"]) == 64
 
 
 # ---------------------------------------------------------------- files
