@@ -110,8 +110,12 @@ def test_static_step_equals_the_eager_step_without_dropout():
     assert all(o.terms is None for o in static)
     for e, s in zip(eager, static):
         torch.testing.assert_close(s.row, e.row, rtol=1e-5, atol=1e-6)
+    # Weights: Adam divides each step by sqrt(v), so a parameter whose gradient is near zero turns
+    # a rounding difference of the two computation orders into a visible one (seen: 3.1e-6 on one
+    # of 3072 weights at seed base 1000, 2 threads, MKL_CBWR=COMPATIBLE); 1e-5 still catches a real
+    # difference between the steps, which moves weights by lr-sized amounts (lr 0.01 here).
     for a, b in zip(eager_state.model.parameters(), static_state.model.parameters()):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
 
 
 def test_static_step_differs_with_dropout_as_documented():
